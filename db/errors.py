@@ -1,8 +1,8 @@
 """Errors of the data layer.
 
-    DatabaseError                 anything the data layer refuses
-     ├── NotFound                 no row with that id (or not visible to the caller)
-     └── InvalidValue             a value outside the allowed set (role, origin, status, ...)
+DatabaseError                 anything the data layer refuses
+ ├── NotFound                 no row with that id (or not visible to the caller)
+ └── InvalidValue             a value outside the allowed set (role, origin, status, ...)
 """
 
 

@@ -95,22 +95,40 @@ class OptimizationSession(Base):
     notes: Mapped[str] = mapped_column(Text, default="")
 
     messages: Mapped[list[Message]] = relationship(
-        back_populates="session", cascade="all, delete-orphan", order_by="Message.id"
+        back_populates="session",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Message.id",
     )
     candidates: Mapped[list[Candidate]] = relationship(
-        back_populates="session", cascade="all, delete-orphan", order_by="Candidate.id"
+        back_populates="session",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Candidate.id",
     )
     test_cases: Mapped[list[TestCase]] = relationship(
-        back_populates="session", cascade="all, delete-orphan", order_by="TestCase.id"
+        back_populates="session",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="TestCase.id",
     )
     comments: Mapped[list[Comment]] = relationship(
-        back_populates="session", cascade="all, delete-orphan", order_by="Comment.id"
+        back_populates="session",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Comment.id",
     )
     conair_rounds: Mapped[list[ConairRound]] = relationship(
-        back_populates="session", cascade="all, delete-orphan", order_by="ConairRound.number"
+        back_populates="session",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="ConairRound.number",
     )
 
-    __table_args__ = (Index("ix_optimization_session_created_at", "created_at"),)
+    __table_args__ = (
+        Index("ix_optimization_session_created_at", "created_at"),
+        Index("ix_optimization_session_updated_at", "updated_at"),
+    )
 
     @validates("visibility")
     def _v_visibility(self, _key: str, value: str) -> str | None:
@@ -142,7 +160,7 @@ class Message(Base):
 
     session: Mapped[OptimizationSession] = relationship(back_populates="messages")
     routing_traces: Mapped[list[RoutingTrace]] = relationship(
-        back_populates="message", cascade="all, delete-orphan"
+        back_populates="message", cascade="all, delete-orphan", passive_deletes=True
     )
 
     @validates("role")
@@ -170,10 +188,16 @@ class Candidate(Base):
     session: Mapped[OptimizationSession] = relationship(back_populates="candidates")
     parent: Mapped[Candidate | None] = relationship(remote_side="Candidate.id")
     evaluations: Mapped[list[Evaluation]] = relationship(
-        back_populates="candidate", cascade="all, delete-orphan", order_by="Evaluation.id"
+        back_populates="candidate",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Evaluation.id",
     )
     summaries: Mapped[list[CodeSummary]] = relationship(
-        back_populates="candidate", cascade="all, delete-orphan", order_by="CodeSummary.id"
+        back_populates="candidate",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="CodeSummary.id",
     )
 
     @validates("origin")
@@ -312,9 +336,7 @@ class Comment(Base):
     session_id: Mapped[int] = mapped_column(
         ForeignKey("optimization_session.id", ondelete="CASCADE"), index=True
     )
-    candidate_id: Mapped[int | None] = mapped_column(
-        ForeignKey("candidate.id", ondelete="CASCADE")
-    )
+    candidate_id: Mapped[int | None] = mapped_column(ForeignKey("candidate.id", ondelete="CASCADE"))
     message_id: Mapped[int | None] = mapped_column(ForeignKey("message.id", ondelete="CASCADE"))
     author: Mapped[str] = mapped_column(String(100))
     text: Mapped[str] = mapped_column(Text)

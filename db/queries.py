@@ -147,9 +147,11 @@ def list_sessions(
         filters.append(cast(OptimizationSession.tags, String).like(f'%"{tag}"%'))
     if filters:
         stmt = stmt.where(*filters)
-    total = session.scalar(
-        select(func.count()).select_from(OptimizationSession).where(*filters)
-    ) if filters else session.scalar(select(func.count(OptimizationSession.id)))
+    total = (
+        session.scalar(select(func.count()).select_from(OptimizationSession).where(*filters))
+        if filters
+        else session.scalar(select(func.count(OptimizationSession.id)))
+    )
     order_col: Any = {
         "created_at": OptimizationSession.created_at,
         "updated_at": OptimizationSession.updated_at,
@@ -158,8 +160,9 @@ def list_sessions(
         "best_speedup": func.coalesce(best.c.best, 0.0),
         "candidates": n,
     }[sort]
-    stmt = stmt.order_by(order_col.desc() if descending else order_col.asc(),
-                         OptimizationSession.id.desc())
+    stmt = stmt.order_by(
+        order_col.desc() if descending else order_col.asc(), OptimizationSession.id.desc()
+    )
     stmt = stmt.limit(limit).offset(offset)
     rows = [
         SessionListRow(
@@ -223,7 +226,9 @@ def get_message(message_id: int, *, session: Session) -> Message:
 
 def list_messages(session_id: int, *, session: Session) -> list[Message]:
     return list(
-        session.scalars(select(Message).where(Message.session_id == session_id).order_by(Message.id))
+        session.scalars(
+            select(Message).where(Message.session_id == session_id).order_by(Message.id)
+        )
     )
 
 
@@ -358,7 +363,9 @@ def add_comment(
 
 def list_comments(session_id: int, *, session: Session) -> list[Comment]:
     return list(
-        session.scalars(select(Comment).where(Comment.session_id == session_id).order_by(Comment.id))
+        session.scalars(
+            select(Comment).where(Comment.session_id == session_id).order_by(Comment.id)
+        )
     )
 
 
@@ -378,7 +385,9 @@ def list_routing_traces(
     return list(session.scalars(stmt))
 
 
-def add_conair_round(*, session: Session, session_id: int, number: int, **fields: Any) -> ConairRound:
+def add_conair_round(
+    *, session: Session, session_id: int, number: int, **fields: Any
+) -> ConairRound:
     row = ConairRound(session_id=session_id, number=number, **fields)
     session.add(row)
     session.flush()

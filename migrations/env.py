@@ -6,6 +6,7 @@ from __future__ import annotations
 from logging.config import fileConfig
 
 from alembic import context
+from sqlalchemy import Connection, Engine
 
 from db.engine import make_engine
 from db.models import Base
@@ -39,16 +40,18 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    connection = config.attributes.get("connection")
-    if connection is not None:
-        _run(connection)
+    # A caller (pytest-alembic, a test) may hand us an Engine or an open Connection.
+    given = config.attributes.get("connection")
+    if isinstance(given, Connection):
+        _run(given)
         return
-    engine = make_engine(database_url())
+    engine = given if isinstance(given, Engine) else make_engine(database_url())
     try:
         with engine.connect() as conn:
             _run(conn)
     finally:
-        engine.dispose()
+        if given is None:
+            engine.dispose()
 
 
 def _run(connection) -> None:  # noqa: ANN001
