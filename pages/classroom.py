@@ -1,0 +1,6 @@
+"""Classroom page (placeholder until the browser-studio issue fills it)."""
+
+import streamlit as st
+
+st.title("Classroom")
+st.info("This page is being built.")

@@ -1,0 +1,6 @@
+"""Optimize page (placeholder until the browser-studio issue fills it)."""
+
+import streamlit as st
+
+st.title("Optimize")
+st.info("This page is being built.")

@@ -1,0 +1,6 @@
+"""Routing page (placeholder until the browser-studio issue fills it)."""
+
+import streamlit as st
+
+st.title("Routing")
+st.info("This page is being built.")

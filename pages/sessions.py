@@ -1,0 +1,6 @@
+"""Sessions page (placeholder until the browser-studio issue fills it)."""
+
+import streamlit as st
+
+st.title("Sessions")
+st.info("This page is being built.")
