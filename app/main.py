@@ -6,6 +6,9 @@ from pathlib import Path
 
 import streamlit as st
 
+from app.ui import keep_typed_inputs
+from app.ui.state import KEEP, default
+
 PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
 
 st.set_page_config(page_title="perfloop", page_icon="⏱️", layout="wide")
@@ -23,6 +26,12 @@ PAGES = {
     "System": [st.Page(PAGES_DIR / "settings.py", title="Settings", icon="⚙️")],
 }
 
+keep_typed_inputs()  # nothing typed is lost when switching pages
 page = st.navigation(PAGES)
-st.sidebar.caption("perfloop — human-in-the-loop optimization of Python code")
+with st.sidebar:
+    from app.services.ui_support import default_author
+
+    default(f"{KEEP}author", default_author())
+    st.text_input("Your name", key=f"{KEEP}author", help="Recorded on sessions and comments.")
+    st.caption("perfloop — human-in-the-loop optimization of Python code")
 page.run()

@@ -1,6 +1,317 @@
-"""Optimize page (placeholder until the browser-studio issue fills it)."""
+"""Optimize: the workspace. Write a session's inputs and run the baseline; then chat with the
+optimizer and work the candidates (branch, edit by hand, mark best), or switch to ConAIR or
+summary mode. Long work runs as background jobs; this page only starts and watches them."""
+
+from __future__ import annotations
 
 import streamlit as st
 
+from app import charts, services
+from app.ui import candidate_card, code_input, examples, guard, jobs, modes, nav, set_code
+from app.ui.code import PLAIN_KEY
+from app.ui.state import KEEP, author, default
+
 st.title("Optimize")
-st.info("This page is being built.")
+
+with st.sidebar:
+    st.toggle("Plain text editors", key=PLAIN_KEY, help="Text boxes instead of the code editor.")
+
+session_id: int | None = None
+with guard("listing the sessions"):
+    session_id = nav.session_picker("pick:optimize", allow_new=True)
+
+
+def _models() -> dict[str, str]:
+    """Model string → label; unusable remote models say why."""
+    choices: dict[str, str] = {}
+    with guard("listing the models"):
+        for m in services.model_choices():
+            choices[m.model] = m.label + ("" if m.usable else f" — {m.note}")
+    if not choices:
+        choices[services.get_context().model] = services.get_context().model
+    return choices
+
+
+# --- a new session ------------------------------------------------------------------------
+
+
+def new_session_form() -> None:
+    st.subheader("New session")
+    default(f"{KEEP}new:title", examples.TITLE)
+    default(f"{KEEP}new:entry", examples.ENTRY)
+    for name, text in (
+        ("baseline", examples.BASELINE),
+        ("workload", examples.WORKLOAD),
+        ("tests", examples.TESTS),
+    ):
+        default(f"{KEEP}new:{name}", text)
+    top = st.columns([3, 2, 2])
+    top[0].text_input("Title", key=f"{KEEP}new:title")
+    top[1].text_input("Entry point (function name)", key=f"{KEEP}new:entry")
+    models = _models()
+    if st.session_state.get(f"{KEEP}new:model") not in models:
+        st.session_state[f"{KEEP}new:model"] = next(iter(models))
+    top[2].selectbox("Model", list(models), key=f"{KEEP}new:model", format_func=lambda m: models[m])
+    code_input("Code to optimize", f"{KEEP}new:baseline", height=14)
+    left, right = st.columns(2)
+    with left:
+        code_input(
+            "Workload",
+            f"{KEEP}new:workload",
+            height=12,
+            help="A module with cases() yielding the arguments of realistic calls.",
+        )
+    with right:
+        code_input(
+            "Tests",
+            f"{KEEP}new:tests",
+            height=12,
+            help="pytest tests; import the code with `from target import ...`.",
+        )
+    more = st.columns([2, 2, 3])
+    more[0].selectbox("Mode", ["chat", "conair", "summary"], key=f"{KEEP}new:mode")
+    more[1].selectbox("Visibility", ["team", "public", "private"], key=f"{KEEP}new:visibility")
+    more[2].text_input("Tags (comma separated)", key=f"{KEEP}new:tags")
+    if st.button("Create session and run the baseline", type="primary"):
+        with guard("creating the session"):
+            s = st.session_state
+            view = services.create_session(
+                baseline_source=s[f"{KEEP}new:baseline"],
+                entry_point=s[f"{KEEP}new:entry"].strip(),
+                workload_source=s[f"{KEEP}new:workload"],
+                tests_source=s[f"{KEEP}new:tests"] or None,
+                title=s[f"{KEEP}new:title"].strip() or None,
+                author=author(),
+                mode=s[f"{KEEP}new:mode"],
+                model=s[f"{KEEP}new:model"],
+                tags=[t.strip() for t in s[f"{KEEP}new:tags"].split(",") if t.strip()],
+                visibility=s[f"{KEEP}new:visibility"],
+                validate=False,  # stored now; validated in the background below
+            )
+            jobs.start(services.start_validation, view.info.id)
+            nav.open_session(view.info.id)
+            st.rerun()
+
+
+# --- the workspace of one session -----------------------------------------------------------
+
+
+def header(view: services.SessionView) -> None:
+    info, fig = view.info, view.figures
+    st.subheader(f"#{info.id} · {info.title}")
+    st.caption(
+        f"by {info.author} · {info.mode} mode · model {info.model or 'default'} · "
+        f"{info.visibility} · entry `{info.entry_point}`"
+        + (f" · tags: {', '.join(info.tags)}" if info.tags else "")
+    )
+    cols = st.columns(5)
+    best = "—" if fig.best_speedup is None else f"{fig.best_speedup:.2f}×"
+    cols[0].metric("Best speedup", best)
+    cols[1].metric("Candidates (correct)", f"{fig.candidates_tried} ({fig.candidates_correct})")
+    cols[2].metric("Tokens", f"{fig.tokens:,}")
+    cols[3].metric("Cost", "—" if fig.cost is None else f"${fig.cost:.4f}")
+    cols[4].metric("LLM / sandbox time", f"{fig.llm_time_s:.0f} s / {fig.eval_time_s:.0f} s")
+
+
+def fix_inputs(view: services.SessionView) -> None:
+    """The baseline did not validate: show why, and let the person fix the inputs in place."""
+    sid = view.info.id
+    if view.validation_error:
+        st.error(f"The baseline is not ready: {view.validation_error}")
+    elif not jobs.any_running(sid):
+        st.warning("The baseline has not been evaluated yet.")
+    if view.candidates and len(view.candidates) > 1:
+        return
+    with st.expander("Fix the inputs and run the baseline again", expanded=True):
+        base = view.baseline
+        default(f"{KEEP}fix:{sid}:entry", view.info.entry_point)
+        default(f"{KEEP}fix:{sid}:baseline", base.source if base else view.info.baseline_source)
+        default(f"{KEEP}fix:{sid}:workload", view.info.workload_source)
+        user_tests = "\n\n".join(t.source for t in view.tests if t.origin == "user")
+        default(f"{KEEP}fix:{sid}:tests", user_tests)
+        st.text_input("Entry point", key=f"{KEEP}fix:{sid}:entry")
+        code_input("Code", f"{KEEP}fix:{sid}:baseline")
+        code_input("Workload", f"{KEEP}fix:{sid}:workload", height=8)
+        code_input("Tests", f"{KEEP}fix:{sid}:tests", height=8)
+        if st.button("Save and run the baseline", key=f"fix_{sid}"):
+            with guard("saving the inputs"):
+                s = st.session_state
+                services.update_session_inputs(
+                    sid,
+                    baseline_source=s[f"{KEEP}fix:{sid}:baseline"],
+                    entry_point=s[f"{KEEP}fix:{sid}:entry"].strip(),
+                    workload_source=s[f"{KEEP}fix:{sid}:workload"],
+                    tests_source=s[f"{KEEP}fix:{sid}:tests"] or None,
+                    validate=False,
+                )
+                jobs.start(services.start_validation, sid)
+                st.rerun()
+
+
+def transcript(view: services.SessionView) -> None:
+    by_message: dict[int, list[services.CandidateView]] = {}
+    for c in view.candidates:
+        if c.message_id is not None:
+            by_message.setdefault(c.message_id, []).append(c)
+    for m in view.messages:
+        if m.kind in ("verdict", "notice", "error"):
+            icon = {"verdict": "⚖️", "notice": "ℹ️", "error": "⚠️"}[m.kind]
+            st.caption(f"{icon} {m.content}")
+            continue
+        with st.chat_message(m.role if m.role in ("user", "assistant") else "assistant"):
+            st.markdown(m.content)
+            if m.role == "assistant" and m.completion_tokens:
+                st.caption(
+                    f"{m.model or ''} · {m.completion_tokens} tokens"
+                    + (f" · {m.latency_s:.1f} s" if m.latency_s else "")
+                )
+            for c in by_message.get(m.id, []):
+                st.caption(f"→ candidate #{c.id}")
+
+
+def chat_controls(view: services.SessionView) -> None:
+    sid = view.info.id
+    ids = [c.id for c in view.candidates]
+    parent_key = f"{KEEP}parent:{sid}"
+    best = view.best or view.baseline
+    if st.session_state.get(parent_key) not in ids:
+        st.session_state[parent_key] = best.id if best else None
+    models = _models()
+    model_key = f"{KEEP}model:{sid}"
+    session_model = view.info.model or services.get_context().model
+    models.setdefault(session_model, session_model)
+    if st.session_state.get(model_key) not in models:
+        st.session_state[model_key] = session_model
+    cols = st.columns(2)
+    cols[0].selectbox(
+        "Improve version",
+        ids,
+        key=parent_key,
+        format_func=lambda i: f"#{i} ({view.candidate(i).origin})",
+        help="Branch from any candidate: the next turn improves this one.",
+    )
+    cols[1].selectbox(
+        "Model",
+        list(models),
+        key=model_key,
+        format_func=lambda m: models.get(m, m),
+    )
+    busy = jobs.any_running(sid)
+    text = st.chat_input(
+        "Ask the optimizer (empty: make it faster)…", key=f"chat:{sid}", disabled=busy
+    )
+    if st.button("Suggest a faster version", key=f"suggest_{sid}", disabled=busy):
+        text = services.DEFAULT_INSTRUCTION
+    if text:
+        with guard("starting the chat turn"):
+            jobs.start(
+                services.start_turn,
+                sid,
+                text,
+                parent_id=st.session_state[parent_key],
+                model=st.session_state.get(model_key),
+            )
+            st.rerun()
+
+
+def candidates_column(view: services.SessionView) -> None:
+    sid = view.info.id
+    st.plotly_chart(
+        charts.speedup_chart(view.figures.series),
+        key=f"speedup_{sid}",
+        config={"displayModeBar": False},
+    )
+
+    def mark(c: services.CandidateView) -> None:
+        with guard("marking the best version"):
+            services.mark_best(c.id)
+
+    def branch(c: services.CandidateView) -> None:
+        st.session_state[f"{KEEP}parent:{sid}"] = c.id
+
+    def edit(c: services.CandidateView) -> None:
+        set_code(f"{KEEP}hand:{sid}", c.source)
+        st.session_state[f"hand_parent:{sid}"] = c.id
+
+    actions = {"Mark best": mark, "Branch from here": branch, "Edit by hand": edit}
+    newest = list(reversed(view.candidates))
+    for i, c in enumerate(newest[:8]):
+        parent = view.candidate(c.parent_id) if c.parent_id else None
+        candidate_card(c, parent=parent, key=f"card_{c.id}", actions=actions, expanded=i < 2)
+    if len(newest) > 8:
+        st.caption(f"{len(newest) - 8} older candidates: see the Review page.")
+    hand_editor(view)
+
+
+def hand_editor(view: services.SessionView) -> None:
+    sid = view.info.id
+    key = f"{KEEP}hand:{sid}"
+    parent_id = st.session_state.get(f"hand_parent:{sid}")
+    with st.expander("Edit by hand", expanded=parent_id is not None):
+        if parent_id is None:
+            base = view.best or view.baseline
+            parent_id = base.id if base else None
+            if not st.session_state.get(key) and base:
+                set_code(key, base.source)
+        st.caption(f"Starting from candidate #{parent_id}.")
+        code_input("Your version", key, height=14)
+        if st.button("Evaluate my version", key=f"hand_go_{sid}", disabled=jobs.any_running(sid)):
+            with guard("storing your version"):
+                jobs.start(
+                    services.start_job,
+                    "hand edit",
+                    services.add_human_candidate,
+                    sid,
+                    st.session_state[key],
+                    parent_id=parent_id,
+                    session_id=sid,
+                )
+                st.session_state.pop(f"hand_parent:{sid}", None)
+                st.rerun()
+
+
+def show_result(snap: services.JobSnapshot) -> None:
+    result = snap.result
+    if isinstance(result, services.TurnResult):
+        if result.notice:
+            st.info(result.notice)
+        elif result.candidates:
+            st.success(f"{len(result.candidates)} new candidate(s) evaluated.")
+    elif isinstance(result, services.SessionView) and result.ready:
+        st.success("The baseline passed its tests and was timed: iteration 0 is on the chart.")
+    elif isinstance(result, services.SummaryEditResult):
+        modes.show_summary_edit(result)
+
+
+def workspace(sid: int) -> None:
+    view = services.get_session(sid)
+    header(view)
+    jobs.job_panel(sid, on_result=show_result)
+    if not view.ready:
+        fix_inputs(view)
+    default(f"{KEEP}mode:{sid}", view.info.mode)
+    mode = st.segmented_control(
+        "Mode",
+        ["chat", "conair", "summary"],
+        key=f"{KEEP}mode:{sid}",
+        format_func={"chat": "💬 Chat", "conair": "🧪 ConAIR", "summary": "📝 Summary"}.get,
+    )
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        if mode == "conair":
+            modes.conair_panel(view)
+        elif mode == "summary":
+            modes.summary_panel(view)
+        else:
+            transcript(view)
+            if view.ready:
+                chat_controls(view)
+    with right:
+        candidates_column(view)
+
+
+if session_id is None:
+    new_session_form()
+else:
+    with guard("opening the session"):
+        workspace(session_id)

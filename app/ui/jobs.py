@@ -1,0 +1,168 @@
+"""Background jobs in the page: start one, then poll its snapshot from a fragment that reruns
+every half second on its own, so the page (and every other browser session) stays responsive.
+When the job ends the whole page reruns once to show what it stored."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import streamlit as st
+
+from app import services
+from app.services import JobSnapshot
+from app.ui.errors import message_for_job, show_message
+
+POLL_S = 0.5
+#: The sandbox's steps, in order, as the person should see them.
+EVAL_STEPS = ("tests", "equivalence", "timing", "profile")
+_LABELS = {
+    "prompt": "building the prompt",
+    "llm": "the model is writing",
+    "extract": "extracting code",
+    "validate": "checking the inputs",
+    "tests": "running the tests",
+    "equivalence": "comparing outputs with the baseline",
+    "timing": "timing",
+    "profile": "line profiling",
+    "done": "done",
+}
+_MINE = "jobs:mine"  # job ids this browser session started, newest last
+_SEEN = "jobs:seen"  # finished job ids whose outcome was already shown
+
+
+def progress_steps(
+    progress: list[tuple[str, dict[str, Any]]], *, finished: bool, evaluation: bool = True
+) -> list[tuple[str, str]]:
+    """(label, state) per step, state in done / running / todo; pure, unit tested.
+
+    Steps are the distinct (stage, candidate) pairs reported so far, in order; the latest one is
+    ``running`` until the job finishes. While a candidate is in the sandbox its remaining
+    sandbox steps are listed as ``todo`` so the person sees what comes next.
+    """
+    seen: list[tuple[str, Any]] = []
+    for stage, info in progress:
+        ident = (stage, info.get("candidate_id"))
+        if ident not in seen:
+            seen.append(ident)
+    steps: list[tuple[str, str]] = []
+    for i, (stage, cid) in enumerate(seen):
+        label = _LABELS.get(stage, stage.replace("_", " "))
+        if cid is not None:
+            label = f"candidate #{cid}: {label}"
+        last = i == len(seen) - 1
+        steps.append((label, "running" if last and not finished else "done"))
+    if not finished and evaluation and seen and seen[-1][0] in EVAL_STEPS:
+        stage, cid = seen[-1]
+        prefix = "" if cid is None else f"candidate #{cid}: "
+        for later in EVAL_STEPS[EVAL_STEPS.index(stage) + 1 :]:
+            steps.append((prefix + _LABELS[later], "todo"))
+    return steps
+
+
+def remember(job: services.Job) -> None:
+    st.session_state.setdefault(_MINE, []).append(job.id)
+
+
+def start(fn: Callable[..., services.Job], *args: Any, **kwargs: Any) -> services.Job:
+    """Start a job with a ``start_*`` service function and remember it for this browser; the
+    outcomes of this browser's earlier jobs stop being shown."""
+    _dismiss_finished()
+    job = fn(*args, **kwargs)
+    remember(job)
+    return job
+
+
+def _dismiss_finished(job_id: int | None = None) -> None:
+    seen = st.session_state.setdefault(_SEEN, [])
+    for i in st.session_state.get(_MINE, []):
+        if i in seen or (job_id is not None and i != job_id):
+            continue
+        try:
+            if services.get_job(i).snapshot().finished:
+                seen.append(i)
+        except services.NotFound:
+            seen.append(i)
+
+
+def _snapshots(session_id: int | None) -> list[JobSnapshot]:
+    """This session's running jobs (whoever started them) and this browser's unseen ones."""
+    jobs: dict[int, JobSnapshot] = {}
+    for job in services.list_jobs(session_id, running_only=True):
+        jobs[job.id] = job.snapshot()
+    seen = set(st.session_state.get(_SEEN, []))
+    for job_id in st.session_state.get(_MINE, []):
+        if job_id in jobs or job_id in seen:
+            continue
+        try:
+            snap = services.get_job(job_id).snapshot()
+        except services.NotFound:
+            continue
+        if session_id is None or snap.session_id in (session_id, None):
+            jobs[job_id] = snap
+    return sorted(jobs.values(), key=lambda s: s.id)
+
+
+def any_running(session_id: int | None) -> bool:
+    return any(not s.finished for s in _snapshots(session_id))
+
+
+def show_snapshot(snap: JobSnapshot, *, routing: bool = True) -> None:
+    steps = progress_steps(snap.progress, finished=snap.finished)
+    icon = {"done": "✅", "running": "⏳", "todo": "▫️"}
+    if steps:
+        st.markdown("  \n".join(f"{icon[state]} {label}" for label, state in steps))
+    if snap.text:
+        with st.chat_message("assistant"):
+            st.markdown(snap.text + ("" if snap.finished else " ▌"))
+    if routing and snap.routing_tail:
+        from app.ui.routing import live_heatmap
+
+        live_heatmap(snap.routing_tail, key=f"job{snap.id}_routing")
+
+
+def job_panel(
+    session_id: int | None,
+    *,
+    kinds: tuple[str, ...] | None = None,
+    on_result: Callable[[JobSnapshot], None] | None = None,
+    routing: bool = True,
+) -> None:
+    """Show running jobs live; when one of this browser's jobs ends, show its error (or hand
+    the result to ``on_result``) once, then forget it."""
+    snaps = [s for s in _snapshots(session_id) if kinds is None or s.kind in kinds]
+    if not snaps:
+        return
+    running = any(not s.finished for s in snaps)
+
+    @st.fragment(run_every=POLL_S if running else None)
+    def panel() -> None:
+        current = [s for s in _snapshots(session_id) if kinds is None or s.kind in kinds]
+        still = any(not s.finished for s in current)
+        for snap in current:
+            with st.container(border=True):
+                st.caption(f"{snap.kind} · job {snap.id} · {snap.state}")
+                if snap.finished:
+                    _finish(snap, on_result)
+                else:
+                    st.button(
+                        "Stop",
+                        key=f"stop_job_{snap.id}",
+                        on_click=lambda i=snap.id: services.get_job(i).cancel(),
+                    )
+                show_snapshot(snap, routing=routing)
+        if running and not still:
+            st.rerun(scope="app")  # the job stored new rows: redraw the whole page once
+
+    panel()
+
+
+def _finish(snap: JobSnapshot, on_result: Callable[[JobSnapshot], None] | None) -> None:
+    """A finished job's outcome stays until the person dismisses it or starts another job."""
+    st.button("Dismiss", key=f"dismiss_job_{snap.id}", on_click=_dismiss_finished, args=(snap.id,))
+    if snap.state == "failed":
+        show_message(message_for_job(snap.error, snap.error_type, doing=snap.kind))
+    elif snap.state == "cancelled":
+        st.info("Stopped. What was produced so far is saved.")
+    elif on_result is not None:
+        on_result(snap)

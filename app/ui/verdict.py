@@ -1,0 +1,121 @@
+"""A candidate's verdict in words and as a card: tests, equivalence, speedup with its 95% CI,
+the verdict word; the diff against its parent, its line profile, copy and download."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import streamlit as st
+
+from app import charts
+from app.services.views import CandidateView, EvaluationView
+from app.ui.diff import show_diff
+
+STATUS_WORDS = {
+    "pending": "waiting for the sandbox",
+    "running": "being evaluated",
+    "timeout": "ran out of time",
+    "memory": "ran out of memory",
+    "output_limit": "printed too much",
+    "crashed": "crashed",
+    "tampered": "tampered with the harness",
+    "error": "could not be evaluated",
+    "failed": "failed",
+}
+
+
+def verdict_parts(ev: EvaluationView | None) -> list[str]:
+    """The verdict as short phrases, e.g. ["tests 3/3 ✅", "equivalent ✅", "2.10× [1.9–2.3]",
+    "faster"]; pure, so both the card and the transcript export read the same."""
+    if ev is None:
+        return ["not evaluated yet"]
+    if not ev.finished:
+        return [STATUS_WORDS.get(ev.status, ev.status) + " …"]
+    parts: list[str] = []
+    if ev.status != "ok":
+        parts.append(f"{STATUS_WORDS.get(ev.status, ev.status)} ❌")
+    if ev.tests_passed is not None:
+        total = ev.tests_passed + (ev.tests_failed or 0)
+        parts.append(f"tests {ev.tests_passed}/{total} {'✅' if not ev.tests_failed else '❌'}")
+    if ev.equivalent is not None:
+        parts.append("equivalent ✅" if ev.equivalent else "different outputs ❌")
+    if ev.speedup is not None:
+        ci = "" if ev.ci_low is None else f" [{ev.ci_low:.2f}–{ev.ci_high:.2f}]"
+        parts.append(f"{ev.speedup:.2f}×{ci}")
+    if ev.verdict:
+        parts.append(ev.verdict if ev.correct is not False else f"{ev.verdict} (but incorrect)")
+    elif ev.correct is False:
+        parts.append("incorrect")
+    return parts
+
+
+def verdict_badge(ev: EvaluationView | None) -> str:
+    if ev is None or not ev.finished:
+        return "⏳"
+    if ev.correct is False or ev.status != "ok":
+        return "❌"
+    return {"faster": "🚀", "slower": "🐢"}.get(ev.verdict or "", "➖")
+
+
+def show_evaluation(ev: EvaluationView | None) -> None:
+    st.markdown(" · ".join(verdict_parts(ev)))
+    if ev is None:
+        return
+    if ev.error:
+        st.warning(ev.error)
+    for failure in ev.test_failures[:5]:
+        st.caption(f"❌ {failure.get('name', 'test')}: {str(failure.get('message', ''))[:300]}")
+    if ev.mismatches:
+        st.caption(f"Outputs differ from the baseline on {len(ev.mismatches)} workload call(s).")
+
+
+def candidate_card(
+    c: CandidateView,
+    *,
+    parent: CandidateView | None,
+    key: str,
+    actions: dict[str, Callable[[CandidateView], None]] | None = None,
+    expanded: bool = True,
+) -> None:
+    """One proposed version: verdict, diff vs parent, line profile, code (copy), download and
+    the page's actions (``{"Mark best": fn, ...}`` — each becomes a button)."""
+    ev = c.evaluation
+    best = " ⭐ best" if c.is_best else ""
+    title = f"{verdict_badge(ev)} Candidate #{c.id} · {c.origin} · iteration {c.iteration}{best}"
+    with st.expander(title, expanded=expanded):
+        show_evaluation(ev)
+        tabs = st.tabs(["Diff vs parent", "Line profile", "Code"])
+        with tabs[0]:
+            if parent is None:
+                st.caption("The baseline has no parent.")
+            else:
+                show_diff(
+                    parent.source,
+                    c.source,
+                    old_label=f"#{parent.id} ({parent.origin})",
+                    new_label=f"#{c.id} ({c.origin})",
+                )
+        with tabs[1]:
+            if ev and ev.line_profile:
+                st.plotly_chart(
+                    charts.line_profile_chart(ev.line_profile, title=""),
+                    key=f"{key}_profile",
+                    config={"displayModeBar": False},
+                )
+                if ev.peak_memory_bytes:
+                    st.caption(f"Peak memory {ev.peak_memory_bytes / 2**20:.1f} MiB")
+            else:
+                st.caption("No line profile for this version.")
+        with tabs[2]:
+            st.code(c.source, language="python", line_numbers=True)
+        cols = st.columns(1 + len(actions or {}))
+        cols[0].download_button(
+            "Download",
+            c.source,
+            file_name=f"candidate_{c.id}.py",
+            mime="text/x-python",
+            key=f"{key}_dl",
+            on_click="ignore",
+        )
+        for col, (label, fn) in zip(cols[1:], (actions or {}).items(), strict=True):
+            col.button(label, key=f"{key}_{label}", on_click=fn, args=(c,))
