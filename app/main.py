@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
 from app.ui import keep_typed_inputs
+from app.ui.nav import PAGES_DIR
 from app.ui.state import KEEP, default
-
-PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
 
 st.set_page_config(page_title="perfloop", page_icon="⏱️", layout="wide")
 

@@ -9,6 +9,7 @@ import streamlit as st
 from app import charts, services
 from app.ui import candidate_card, code_input, examples, guard, jobs, modes, nav, set_code
 from app.ui.code import PLAIN_KEY
+from app.ui.session import header, transcript
 from app.ui.state import KEEP, author, default
 
 st.title("Optimize")
@@ -96,23 +97,6 @@ def new_session_form() -> None:
 # --- the workspace of one session -----------------------------------------------------------
 
 
-def header(view: services.SessionView) -> None:
-    info, fig = view.info, view.figures
-    st.subheader(f"#{info.id} · {info.title}")
-    st.caption(
-        f"by {info.author} · {info.mode} mode · model {info.model or 'default'} · "
-        f"{info.visibility} · entry `{info.entry_point}`"
-        + (f" · tags: {', '.join(info.tags)}" if info.tags else "")
-    )
-    cols = st.columns(5)
-    best = "—" if fig.best_speedup is None else f"{fig.best_speedup:.2f}×"
-    cols[0].metric("Best speedup", best)
-    cols[1].metric("Candidates (correct)", f"{fig.candidates_tried} ({fig.candidates_correct})")
-    cols[2].metric("Tokens", f"{fig.tokens:,}")
-    cols[3].metric("Cost", "—" if fig.cost is None else f"${fig.cost:.4f}")
-    cols[4].metric("LLM / sandbox time", f"{fig.llm_time_s:.0f} s / {fig.eval_time_s:.0f} s")
-
-
 def fix_inputs(view: services.SessionView) -> None:
     """The baseline did not validate: show why, and let the person fix the inputs in place."""
     sid = view.info.id
@@ -146,27 +130,6 @@ def fix_inputs(view: services.SessionView) -> None:
                 )
                 jobs.start(services.start_validation, sid)
                 st.rerun()
-
-
-def transcript(view: services.SessionView) -> None:
-    by_message: dict[int, list[services.CandidateView]] = {}
-    for c in view.candidates:
-        if c.message_id is not None:
-            by_message.setdefault(c.message_id, []).append(c)
-    for m in view.messages:
-        if m.kind in ("verdict", "notice", "error"):
-            icon = {"verdict": "⚖️", "notice": "ℹ️", "error": "⚠️"}[m.kind]
-            st.caption(f"{icon} {m.content}")
-            continue
-        with st.chat_message(m.role if m.role in ("user", "assistant") else "assistant"):
-            st.markdown(m.content)
-            if m.role == "assistant" and m.completion_tokens:
-                st.caption(
-                    f"{m.model or ''} · {m.completion_tokens} tokens"
-                    + (f" · {m.latency_s:.1f} s" if m.latency_s else "")
-                )
-            for c in by_message.get(m.id, []):
-                st.caption(f"→ candidate #{c.id}")
 
 
 def chat_controls(view: services.SessionView) -> None:

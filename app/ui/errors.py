@@ -118,3 +118,28 @@ def guard(doing: str = "") -> Iterator[None]:
 def _is_streamlit_control_flow(exc: BaseException) -> bool:
     # st.rerun / st.stop / st.switch_page raise these; they must pass through.
     return any(c.__name__ == "ScriptControlException" for c in type(exc).__mro__)
+
+
+_FLASH = "ui:flash"
+
+
+@contextmanager
+def capture(doing: str = "", *, slot: str = "main") -> Iterator[None]:
+    """Like ``guard`` for widget callbacks (which run before the page is drawn): the message is
+    kept and shown by ``show_flash(slot)`` where the page wants it."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - the page must never show a traceback
+        if not _is(exc, "app.services.errors", "ServiceError"):
+            log.error("error %s", doing or "in a callback", exc_info=exc)
+        flash(message_for(exc, doing=doing), slot=slot)
+
+
+def flash(msg: UserMessage, *, slot: str = "main") -> None:
+    st.session_state.setdefault(_FLASH, {})[slot] = msg
+
+
+def show_flash(slot: str = "main") -> None:
+    msg = st.session_state.get(_FLASH, {}).pop(slot, None)
+    if msg is not None:
+        show_message(msg)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from app import services
@@ -57,3 +59,13 @@ def session_picker(key: str, *, allow_new: bool = False, label: str = "Session")
     if chosen and chosen != current:
         open_session(chosen)
     return chosen or None
+
+
+PAGES_DIR = Path(__file__).resolve().parents[2] / "pages"
+
+
+def go(page: str, session_id: int | None = None) -> None:
+    """Switch to ``pages/<page>.py``, showing ``session_id``."""
+    open_session(session_id)
+    params = {"session": str(session_id)} if session_id else None
+    st.switch_page(st.Page(PAGES_DIR / f"{page}.py"), query_params=params)
