@@ -1,0 +1,41 @@
+"""perfloop's sandbox: untrusted code in, JSON-serialisable verdict out.
+
+Knows nothing of the database or the LLM; usable on its own::
+
+    python -m sandbox evaluate TASK.json [--backend bwrap|docker|process] [--json]
+
+Public API (the app calls these):
+
+- :func:`evaluate` — ``evaluate(task, *, backend=None, limits=None, allow_process=False,
+  progress=None) -> dict``, the verdict (keys documented in ``sandbox/engine.py``: status,
+  correct, tests, equivalent, mismatches, speedup, ci95, verdict, baseline, candidate,
+  line_profile, peak_memory_bytes, backend, duration_s, …).
+- :func:`available_backends` — ``{"bwrap": None, "docker": "no Docker engine…", …}``.
+- the exception tree in :mod:`sandbox.errors` (usage errors only).
+
+Task ``mode``: ``"compare"`` (default with a candidate) or ``"baseline"`` (tests, timing and
+profile of the baseline alone, e.g. iteration 0 of a session).
+"""
+
+from .api import available_backends, evaluate
+from .errors import BackendUnavailable, InvalidLimits, InvalidTask, SandboxError, UnknownBackend
+from .task import Limits, Task, TimingOptions, parse_task
+
+STATUSES = ("ok", "failed", "timeout", "memory", "output_limit", "crashed", "tampered", "error")
+VERDICTS = ("faster", "slower", "not significant")
+
+__all__ = [
+    "STATUSES",
+    "VERDICTS",
+    "BackendUnavailable",
+    "InvalidLimits",
+    "InvalidTask",
+    "Limits",
+    "SandboxError",
+    "Task",
+    "TimingOptions",
+    "UnknownBackend",
+    "available_backends",
+    "evaluate",
+    "parse_task",
+]

@@ -1,0 +1,193 @@
+"""Runs one evaluation on a backend and turns the supervisor's events into the verdict dict.
+
+The verdict is the contract the app, the CLI and the checks rely on (see ``sandbox/__init__``):
+its keys are always present; values that do not apply are ``None``. The speedup is recomputed
+here from the raw paired samples with the same statistics module the supervisor uses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .backends.base import Backend, SandboxRun, sandbox_env
+from .harness.stats import estimate_speedup, summarize
+from .harness.timing import ratios_by_round
+from .task import Limits, Task
+
+STAGES = ("start", "tests", "equivalence", "timing", "profile", "done")
+Progress = Callable[[str, dict], None]
+
+
+def stage_task(task: Task, root: Path) -> Path:
+    """Write the task's files to ``root/task`` (mounted read-only in the sandbox)."""
+    task_dir = root / "task"
+    (task_dir / "baseline").mkdir(parents=True)
+    (task_dir / "baseline" / "target.py").write_text(task.baseline)
+    if task.mode == "compare":
+        (task_dir / "candidate").mkdir()
+        (task_dir / "candidate" / "target.py").write_text(task.candidate or "")
+    (task_dir / "workload.py").write_text(task.workload)
+    if task.tests:
+        (task_dir / "test_target.py").write_text(task.tests)
+    for path in [root, *root.rglob("*")]:
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    return task_dir
+
+
+def build_job(task: Task, limits: Limits, backend: Backend, task_dir: Path) -> dict:
+    layout = backend.layout(task_dir)
+    inside = layout.task_dir
+    paths = {"baseline": f"{inside}/baseline", "workload": f"{inside}/workload.py"}
+    if task.mode == "compare":
+        paths["candidate"] = f"{inside}/candidate"
+    if task.tests:
+        paths["tests"] = f"{inside}/test_target.py"
+    return {
+        "mode": task.mode,
+        "entry": task.entry,
+        "limits": limits.as_dict(),
+        "timing": task.timing.as_dict(),
+        "deadline_s": max(0.5, limits.wall_s - 0.5),
+        "paths": paths,
+        "work_dir": layout.work_dir,
+        "worker_env": sandbox_env(layout.work_dir),
+        "pid_namespace": layout.pid_namespace,
+    }
+
+
+def evaluate_task(task: Task, backend: Backend, limits: Limits,
+                  progress: Progress | None = None) -> dict:
+    """Evaluate ``task`` on ``backend``; candidate misbehaviour is reported, never raised."""
+    started = time.monotonic()
+    notify = progress or (lambda stage, info: None)
+    notify("start", {"backend": backend.name, "mode": task.mode})
+    events: list[dict] = []
+    reported: list[str] = ["start"]
+
+    def on_event(event: dict) -> None:
+        events.append(event)
+        if event.get("event") == "stage" and event.get("stage") in STAGES:
+            reported.append(event["stage"])
+            notify(event["stage"], _stage_info(event))
+
+    with tempfile.TemporaryDirectory(prefix="perfloop-") as tmp:
+        task_dir = stage_task(task, Path(tmp))
+        (task_dir / "job.json").write_text(json.dumps(build_job(task, limits, backend, task_dir)))
+        os.chmod(task_dir / "job.json", 0o644)
+        run = backend.run(task_dir, limits, on_event)
+    verdict = assemble_verdict(task, events, run, limits)
+    verdict["backend"] = backend.name
+    verdict["duration_s"] = round(time.monotonic() - started, 3)
+    for stage in STAGES[1:-1]:
+        if stage not in reported:
+            notify(stage, {"skipped": f"stopped: {verdict['status']}"})
+    notify("done", {"status": verdict["status"], "message": verdict["message"]})
+    return verdict
+
+
+def _stage_info(event: dict) -> dict:
+    data = event.get("data") or {}
+    if event.get("skipped"):
+        return {"skipped": event["skipped"]}
+    if event["stage"] == "timing":
+        return {k: data.get(k) for k in ("clock", "rounds", "estimate", "stopped")}
+    if event["stage"] == "profile":
+        return {"functions": len(data.get("functions") or [])}
+    return data
+
+
+def empty_verdict(task: Task) -> dict:
+    return {
+        "status": "error", "message": None, "correct": False, "mode": task.mode,
+        "tests": {"passed": 0, "failed": 0, "failures": [], "ran": False},
+        "equivalent": None, "mismatches": [], "mismatch_count": 0,
+        "speedup": None, "ci95": None, "verdict": None,
+        "baseline": None, "candidate": None, "timing": None,
+        "line_profile": None, "peak_memory_bytes": None, "baseline_peak_memory_bytes": None,
+        "stages": {}, "output": {"stdout": "", "stderr": "", "bytes": 0},
+        "backend": None, "duration_s": None,
+    }
+
+
+def assemble_verdict(task: Task, events: list[dict], run: SandboxRun, limits: Limits) -> dict:
+    v = empty_verdict(task)
+    done = None
+    for event in events:
+        if event.get("event") == "done":
+            done = event
+            continue
+        if event.get("event") != "stage":
+            continue
+        stage, data = event.get("stage"), event.get("data") or {}
+        v["stages"][stage] = f"skipped: {event['skipped']}" if event.get("skipped") else "done"
+        if event.get("skipped"):
+            continue
+        if stage == "tests":
+            v["tests"] = {"passed": data.get("passed", 0), "failed": data.get("failed", 0),
+                          "failures": data.get("failures", []), "ran": True}
+        elif stage == "equivalence":
+            for key in ("equivalent", "mismatches", "mismatch_count", "peak_memory_bytes",
+                        "baseline_peak_memory_bytes"):
+                v[key] = data.get(key, v[key])
+        elif stage == "timing":
+            _timing(v, task, data)
+        elif stage == "profile":
+            v["line_profile"] = _profile(data)
+    if done is not None:
+        v["status"], v["message"] = done["status"], done.get("message")
+        v["output"] = done.get("output", v["output"])
+    elif run.timed_out:
+        v["status"] = "timeout"
+        v["message"] = f"the evaluation exceeded the wall-clock limit of {limits.wall_s:g} s"
+    elif run.output_exceeded:
+        v["status"] = "output_limit"
+        v["message"] = "the sandbox produced more output than allowed"
+    else:
+        v["status"] = "crashed"
+        tail = run.stderr.strip()[-1500:]
+        v["message"] = (f"the sandbox stopped without a verdict (exit status {run.exit_code})"
+                        + (f":\n{tail}" if tail else ""))
+    v["correct"] = v["status"] == "ok"
+    if not v["correct"] or task.mode != "compare":
+        v["speedup"] = v["ci95"] = v["verdict"] = None
+    return v
+
+
+def _timing(v: dict, task: Task, data: dict) -> None:
+    clock = data["clock"]
+    index = 0 if clock == "cpu" else 1
+    rounds = data["pairs"]
+    roles = ["baseline", "candidate"] if task.mode == "compare" else ["baseline"]
+    for role in roles:
+        cpu = [p[role][0] for r in rounds for p in r]
+        wall = [p[role][1] for r in rounds for p in r]
+        main = cpu if index == 0 else wall
+        v[role] = {
+            "statistic": "median", "clock": clock, "unit": "seconds per call",
+            "per_call_s": summarize(main)["median_s"],
+            "cpu_per_call_s": summarize(cpu)["median_s"],
+            "wall_per_call_s": summarize(wall)["median_s"],
+            "spread_s": [summarize(main)["min_s"], summarize(main)["max_s"]],
+            "samples": len(main), "processes": len(rounds),
+            "calls_per_sample": data["calls_per_sample"][role],
+        }
+    v["timing"] = {k: data.get(k) for k in ("clock", "rounds", "stopped", "duration_s")}
+    if task.mode == "compare":
+        est = estimate_speedup(ratios_by_round(rounds, clock), seed=0)
+        v["speedup"] = est.speedup
+        v["ci95"] = list(est.ci95)
+        v["verdict"] = est.verdict
+        v["timing"]["pairs"] = est.pairs
+
+
+def _profile(data: dict) -> dict | None:
+    if "error" in data:
+        return {"error": data["error"], "functions": []}
+    for fn in data.get("functions", []):
+        fn["filename"] = os.path.basename(fn["filename"])
+    return data

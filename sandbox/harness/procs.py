@@ -1,0 +1,228 @@
+"""Worker processes as the supervisor sees them: spawn, talk with a deadline, read their CPU
+clock from outside, cap their output, and find processes that outlive their welcome."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import selectors
+import signal
+import subprocess
+import sys
+import time
+
+from . import protocol
+
+TAIL_BYTES = 4096
+
+
+class Stop(Exception):
+    """Ends the evaluation with a status (``timeout``, ``crashed``, ``tampered``…)."""
+
+    def __init__(self, status: str, message: str, role: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.role = role
+
+
+class OutputLog:
+    """All stdout/stderr of the code under test: a byte budget and the tails for the verdict."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.total = 0
+        self.tails = {"stdout": bytearray(), "stderr": bytearray()}
+
+    def add(self, stream: str, data: bytes) -> bool:
+        self.total += len(data)
+        tail = self.tails[stream]
+        tail += data[-TAIL_BYTES:]
+        del tail[:-TAIL_BYTES]
+        return self.total <= self.limit
+
+    def as_dict(self) -> dict:
+        text = {k: bytes(v).decode("utf-8", errors="replace") for k, v in self.tails.items()}
+        return {"stdout": text["stdout"], "stderr": text["stderr"], "bytes": self.total}
+
+
+def cpu_clock(pid: int) -> float:
+    """CPU seconds (all threads) of another process, read by this process: unforgeable."""
+    return time.clock_gettime((~pid << 3) | 2)
+
+
+def _describe_signal(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+class WorkerProcess:
+    def __init__(self, role: str, config: dict, job: dict, output: OutputLog) -> None:
+        self.role = role
+        self.output = output
+        limits = job["limits"]
+        cmd_r, self.cmd_w = os.pipe()
+        self.resp_r, resp_w = os.pipe()
+        config = dict(config, cmd_fd=cmd_r, resp_fd=resp_w)
+        parent, package = os.path.split(os.path.dirname(os.path.abspath(__file__)))
+        boot = (f"import sys; sys.path.insert(0, {parent!r}); "
+                f"from {package}.worker import main; main()")
+
+        def limit_resources() -> None:
+            resource.setrlimit(resource.RLIMIT_AS, (limits["memory_bytes"],) * 2)
+            cpu = int(limits["cpu_s"]) + 1
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 2))
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limits["disk_bytes"],) * 2)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limits["open_files"],) * 2)
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+        self.proc = subprocess.Popen(
+            [sys.executable, "-s", "-B", "-P", "-c", boot, json.dumps(config)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            pass_fds=(cmd_r, resp_w), env=job["worker_env"], cwd=job["work_dir"],
+            start_new_session=True, preexec_fn=limit_resources,
+        )
+        os.close(cmd_r)
+        os.close(resp_w)
+        self.pid = self.proc.pid
+        self.frames = protocol.FrameBuffer(max_bytes=job.get("max_reply_bytes", 256 << 20))
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.resp_r, selectors.EVENT_READ, "reply")
+        self.selector.register(self.proc.stdout, selectors.EVENT_READ, "stdout")
+        self.selector.register(self.proc.stderr, selectors.EVENT_READ, "stderr")
+        self.threads = 1
+
+    def cpu(self) -> float:
+        return cpu_clock(self.pid)
+
+    def native_threads(self) -> int:
+        try:
+            return len(os.listdir(f"/proc/{self.pid}/task"))
+        except OSError:
+            return 0
+
+    def request(self, message: dict, deadline: float, what: str) -> dict:
+        try:
+            protocol.send(self.cmd_w, message)
+        except BrokenPipeError:
+            self._died(what)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.kill()
+                raise Stop("timeout", f"{what} did not finish within the time limit", self.role)
+            for key, _ in self.selector.select(timeout=min(left, 1.0)):
+                data = os.read(key.fd if key.data == "reply" else key.fileobj.fileno(), 1 << 16)
+                if key.data == "reply":
+                    if not data:
+                        self._died(what)
+                    try:
+                        frames = self.frames.feed(data)
+                    except protocol.FrameTooLarge:
+                        self.kill()
+                        raise Stop("output_limit", f"{what} produced a result too large to "
+                                   "transfer", self.role) from None
+                    if frames:
+                        reply = frames[0]
+                        if "tampered" in reply:
+                            self.kill()
+                            raise Stop("tampered", f"{what}: {reply['tampered']}", self.role)
+                        return reply
+                elif not data:
+                    self.selector.unregister(key.fileobj)
+                elif not self.output.add(key.data, data):
+                    self.kill()
+                    raise Stop("output_limit", f"{what} wrote more than "
+                               f"{self.output.limit:,} bytes to stdout/stderr", self.role)
+
+    def _died(self, what: str) -> None:
+        try:
+            code = self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            code = self.proc.wait()
+        self._drain()
+        self.kill()
+        if code == 0:
+            raise Stop("tampered", f"{what}: the process exited with status 0 before reporting "
+                       "(os._exit or sys.exit outside a call?)", self.role)
+        if code < 0:
+            name = _describe_signal(-code)
+            if -code in (signal.SIGXCPU,):
+                raise Stop("timeout", f"{what}: CPU time limit exceeded ({name})", self.role)
+            hint = {"SIGSEGV": " (a C-level crash, e.g. a stack overflow from deep recursion)",
+                    "SIGKILL": " (out of memory, or killed)"}.get(name, "")
+            raise Stop("crashed", f"{what}: the process was killed by {name}{hint}", self.role)
+        stderr = self.output.as_dict()["stderr"].strip().splitlines()
+        last = f": {stderr[-1]}" if stderr else ""
+        status = "memory" if "MemoryError" in last else "crashed"
+        raise Stop(status, f"{what}: the process exited with status {code}{last}", self.role)
+
+    def _drain(self) -> None:
+        for key, _ in self.selector.select(timeout=0):
+            if key.data in ("stdout", "stderr"):
+                data = os.read(key.fileobj.fileno(), 1 << 16)
+                if data:
+                    self.output.add(key.data, data)
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.kill()
+        except ProcessLookupError:
+            pass
+
+    def close(self, deadline: float | None = None) -> None:
+        try:
+            protocol.send(self.cmd_w, {"cmd": "exit"})
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=max(0.1, min(2.0, (deadline or 1e18) - time.monotonic())))
+        except subprocess.TimeoutExpired:
+            pass
+        self._drain()
+        self.kill()
+        self.proc.wait()
+        self.selector.close()
+        for fd in (self.cmd_w, self.resp_r):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+
+
+def stray_processes(known: set[int]) -> list[int]:
+    """Live processes in this PID namespace other than us and our workers."""
+    me = os.getpid()
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        pid = int(name)
+        if pid in known or pid == me or (pid == 1 and me != 1):
+            continue
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                state = f.read().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in (b"Z", b"X"):
+            found.append(pid)
+    return found
+
+
+def kill_all(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass

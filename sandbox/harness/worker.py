@@ -1,0 +1,351 @@
+"""A worker: imports the code under test as ``target`` and runs it on the supervisor's commands.
+
+Commands arrive and replies leave on two pipes (length-prefixed JSON). stdin is /dev/null and
+stdout/stderr are the supervisor's capped pipes. A worker never measures its own time: the
+supervisor reads this process's CPU clock from outside, so patching ``time`` gains nothing.
+Self-checks here (builtins, threads, caches) catch the common ways code skews a comparison;
+they run in the same process as the code under test, so they are a tripwire, not a wall.
+"""
+
+from __future__ import annotations
+
+import builtins
+import copy
+import importlib.util
+import json
+import linecache
+import os
+import random
+import sys
+import threading
+import time
+import traceback
+
+from . import protocol, values
+
+_EXIT_EXCEPTIONS = (SystemExit, KeyboardInterrupt, GeneratorExit)
+_MUTABLE = (list, dict, set, bytearray)
+
+
+class Tampered(Exception):
+    """The code under test did something that invalidates the measurement."""
+
+
+class Raised:
+    """An exception raised by the entry point: it is that call's output."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def _native_threads() -> int:
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return threading.active_count()
+
+
+class Integrity:
+    """Snapshot of what the code under test must leave alone."""
+
+    WATCHED = {
+        time: ("perf_counter", "perf_counter_ns", "process_time", "process_time_ns",
+               "thread_time", "monotonic", "time", "sleep"),
+        os: ("_exit", "write", "read", "fork", "kill"),
+        sys: ("exit",),
+        copy: ("deepcopy",),
+    }
+
+    def __init__(self) -> None:
+        self.builtins = dict(vars(builtins))
+        self.attrs = {(m, n): getattr(m, n) for m, names in self.WATCHED.items() for n in names}
+        self.harness = {k: v for k, v in globals().items() if callable(v)}
+        self.values = dict(vars(values))
+
+    def problems(self) -> list[str]:
+        found = []
+        current = vars(builtins)
+        for name, obj in self.builtins.items():
+            if current.get(name) is not obj:
+                found.append(f"replaced builtins.{name}")
+        found += [f"added builtins.{name}" for name in current.keys() - self.builtins.keys()]
+        for (module, name), obj in self.attrs.items():
+            if getattr(module, name, None) is not obj:
+                found.append(f"patched {module.__name__}.{name}")
+        for name, obj in self.harness.items():
+            if globals().get(name) is not obj:
+                found.append(f"patched the sandbox harness ({name})")
+        for name, obj in self.values.items():
+            if vars(values).get(name) is not obj:
+                found.append(f"patched the sandbox harness (values.{name})")
+        return found
+
+
+def _containers_of(module) -> dict[str, int]:  # noqa: ANN001
+    """Sizes of the mutable state a function could cache results in between calls."""
+    sizes: dict[str, int] = {}
+
+    def note(name: str, obj: object) -> None:
+        if isinstance(obj, _MUTABLE):
+            sizes[name] = len(obj)
+        elif hasattr(obj, "cache_info"):
+            try:
+                sizes[name + " (functools cache)"] = obj.cache_info().currsize
+            except Exception:  # noqa: BLE001
+                pass
+
+    for name, obj in list(vars(module).items()):
+        if name.startswith("__"):
+            continue
+        note(f"{module.__name__}.{name}", obj)
+        for i, default in enumerate(getattr(obj, "__defaults__", None) or ()):
+            note(f"{module.__name__}.{name} default #{i + 1}", default)
+        for key, default in (getattr(obj, "__kwdefaults__", None) or {}).items():
+            note(f"{module.__name__}.{name} default {key}", default)
+        if isinstance(obj, type) or callable(obj):
+            for attr, value in list(getattr(obj, "__dict__", {}).items()):
+                if not attr.startswith("__"):
+                    note(f"{module.__name__}.{name}.{attr}", value)
+    return sizes
+
+
+class Worker:
+    def __init__(self, config: dict) -> None:
+        self.config = config
+        self.integrity = Integrity()
+        self.module = None
+        self.entry = None
+        self.cases: list[tuple[tuple, dict]] = []
+        self.batch: list[tuple[tuple, dict]] = []
+        self.outputs: list = []
+        self.references: list | None = None
+        self.immutable_inputs = False
+        self.state_after_load: dict[str, int] = {}
+        self.threads_after_load = 0
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def serve(self) -> None:
+        while True:
+            message = protocol.recv_blocking(self.config["cmd_fd"])
+            if message is None or message.get("cmd") == "exit":
+                break
+            handler = getattr(self, "cmd_" + message["cmd"])
+            try:
+                reply = handler(message)
+            except Tampered as exc:
+                reply = {"tampered": str(exc)}
+            protocol.send(self.config["resp_fd"], reply)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+    def check(self, when: str) -> None:
+        problems = self.integrity.problems()
+        if problems:
+            raise Tampered(f"{', '.join(problems[:3])} ({when})")
+        extra = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+        if extra:
+            raise Tampered(f"left {len(extra)} thread(s) running {when}: {', '.join(extra[:3])}")
+        native = _native_threads()
+        if native > self.threads_after_load:
+            raise Tampered(f"left {native - self.threads_after_load} native thread(s) running "
+                           f"{when}")
+
+    def call(self, args: tuple, kwargs: dict) -> object:
+        try:
+            return self.entry(*args, **kwargs)
+        except _EXIT_EXCEPTIONS as exc:
+            raise Tampered(f"raised {type(exc).__name__}({exc}) inside the entry point") from None
+        except BaseException as exc:  # noqa: BLE001 - an exception is this call's output
+            return Raised(exc)
+
+    @staticmethod
+    def encode_output(out: object) -> list:
+        if isinstance(out, Raised):
+            return values.encode_exception(out.exc)
+        return values.encode(out)
+
+    # -- commands -----------------------------------------------------------------------------
+
+    def cmd_load(self, message: dict) -> dict:
+        cfg = self.config
+        sys.path.insert(0, cfg["code_dir"])
+        try:
+            self.module = __import__("target")
+        except _EXIT_EXCEPTIONS as exc:
+            raise Tampered(f"raised {type(exc).__name__} while being imported") from None
+        except BaseException as exc:  # noqa: BLE001
+            return _failure("import", exc)
+        entry = getattr(self.module, cfg["entry"], None)
+        if entry is None or not callable(entry):
+            return {"error": {"stage": "entry", "type": "AttributeError",
+                              "message": f"target defines no function {cfg['entry']!r}"}}
+        self.entry = entry
+        random.seed(0)
+        np = sys.modules.get("numpy")
+        if np is not None:
+            np.random.seed(0)
+        try:
+            spec = importlib.util.spec_from_file_location("workload", cfg["workload_path"])
+            workload = importlib.util.module_from_spec(spec)
+            sys.modules["workload"] = workload
+            spec.loader.exec_module(workload)
+            self.cases = [_normalise(case, i) for i, case in enumerate(workload.cases())]
+        except _EXIT_EXCEPTIONS as exc:
+            raise Tampered(f"raised {type(exc).__name__} while building the workload") from None
+        except BaseException as exc:  # noqa: BLE001
+            return _failure("workload", exc)
+        if not self.cases:
+            return {"error": {"stage": "workload", "type": "ValueError",
+                              "message": "workload cases() returned no calls"}}
+        self.immutable_inputs = all(_immutable(c) for c in self.cases)
+        self.threads_after_load = _native_threads()
+        self.check("after import")
+        self.state_after_load = _containers_of(self.module)
+        digest = values.encode([list(c) for c in self.cases], budget=200_000)
+        return {"ok": True, "n_cases": len(self.cases), "inputs": json.dumps(digest)[:100_000]}
+
+    def cmd_run_cases(self, message: dict) -> dict:
+        import tracemalloc
+
+        results, memory_error = [], False
+        trace = message.get("trace_memory", False)
+        if trace:
+            tracemalloc.start()
+        for args, kwargs in self.cases:
+            a, k = copy.deepcopy((args, kwargs))
+            if trace:
+                tracemalloc.reset_peak()
+                before = tracemalloc.get_traced_memory()[0]
+            out = self.call(a, k)
+            peak = tracemalloc.get_traced_memory()[1] - before if trace else None
+            if isinstance(out, Raised) and isinstance(out.exc, MemoryError):
+                memory_error = True
+            results.append({"out": self.encode_output(out),
+                            "args_after": values.encode([list(a), k], budget=200_000),
+                            "peak": peak})
+            del out, a, k
+        if trace:
+            tracemalloc.stop()
+        self.check("after the call")
+        try:
+            import resource
+
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        except Exception:  # noqa: BLE001
+            rss = None
+        return {"results": results, "memory_error": memory_error, "max_rss": rss}
+
+    def cmd_tests(self, message: dict) -> dict:
+        from .testrun import run_tests
+
+        result = run_tests(message["path"])
+        self.check("after the tests")
+        return result
+
+    def cmd_prepare(self, message: dict) -> dict:
+        if self.references is None:
+            self.references = [self.encode_output(self.call(*copy.deepcopy(c))) for c in self.cases]
+        self.outputs = []
+        loops = int(message["loops"])
+        if self.immutable_inputs:  # nothing to protect: skip the copying (it is slow)
+            self.batch = self.cases * loops
+        else:
+            self.batch = [copy.deepcopy(c) for _ in range(loops) for c in self.cases]
+        return {"ok": True}
+
+    def cmd_go(self, message: dict) -> dict:
+        outputs = self.outputs = []
+        append, entry = outputs.append, self.entry
+        for args, kwargs in self.batch:
+            try:
+                append(entry(*args, **kwargs))
+            except _EXIT_EXCEPTIONS as exc:
+                raise Tampered(f"raised {type(exc).__name__} inside the entry point") from None
+            except Exception as exc:  # noqa: BLE001
+                append(Raised(exc))
+        return {"ok": True}
+
+    def cmd_verify(self, message: dict) -> dict:
+        self.check("after timing")
+        n = len(self.cases)
+        seen: dict[int, int] = {}
+        for i, out in enumerate(self.outputs):
+            if isinstance(out, _MUTABLE) and len(out) or _is_array(out) and out.size:
+                if id(out) in seen:
+                    raise Tampered(f"returned the same {type(out).__name__} object for repeated "
+                                   f"calls (case {i % n}): results are cached across calls")
+                seen[id(out)] = i
+        rng = random.Random(len(self.outputs))
+        indices = range(len(self.outputs))
+        limit = int(message.get("max_checks", 200))
+        sample = indices if len(indices) <= limit else rng.sample(indices, limit)
+        for i in sample:
+            diff = values.difference(self.references[i % n], self.encode_output(self.outputs[i]))
+            if diff:
+                return {"drift": f"case {i % n}: {diff} on a repeated call"}
+        grown = [f"{name} grew from {size} to {now}"
+                 for name, now in _containers_of(self.module).items()
+                 if now > (size := self.state_after_load.get(name, 0))]
+        if grown:
+            raise Tampered(f"keeps results between calls ({'; '.join(grown[:2])}): caching "
+                           "across calls makes repeated timing meaningless")
+        self.outputs = []
+        self.batch = []
+        return {"ok": True}
+
+    def cmd_profile(self, message: dict) -> dict:
+        from .profile import profile_calls
+
+        result = profile_calls(self, float(message.get("min_s", 0.0)))
+        self.check("after profiling")
+        return result
+
+
+_ATOMS = (type(None), bool, int, float, complex, str, bytes)
+
+
+def _immutable(value: object, depth: int = 0) -> bool:
+    """Deeply immutable (exact builtin types only: subclasses may carry mutable state)."""
+    kind = type(value)
+    if kind in _ATOMS:
+        return True
+    if kind in (tuple, frozenset) and depth < 20:
+        return all(_immutable(x, depth + 1) for x in value)
+    if kind is dict and depth == 1:  # the kwargs of a case: a fresh dict per call anyway
+        return all(_immutable(x, depth + 1) for x in value.values())
+    return False
+
+
+def _is_array(obj: object) -> bool:
+    np = sys.modules.get("numpy")
+    return np is not None and isinstance(obj, np.ndarray)
+
+
+def _normalise(case: object, index: int) -> tuple[tuple, dict]:
+    if (isinstance(case, tuple) and len(case) == 2 and isinstance(case[0], tuple)
+            and isinstance(case[1], dict)):
+        return case[0], case[1]
+    if isinstance(case, tuple):
+        return case, {}
+    raise TypeError(f"case {index} must be an args tuple or an (args, kwargs) pair, "
+                    f"not {type(case).__name__}")
+
+
+def _failure(stage: str, exc: BaseException) -> dict:
+    tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
+    return {"error": {"stage": stage, "type": type(exc).__name__, "message": str(exc)[:1000],
+                      "traceback": "".join(tb)[-3000:]}}
+
+
+def source_line(filename: str, lineno: int) -> str:
+    return linecache.getline(filename, lineno).rstrip()
+
+
+def main() -> None:
+    config = json.loads(sys.argv[1])
+    sys.argv = ["target"]
+    Worker(config).serve()

@@ -1,0 +1,156 @@
+"""The task the sandbox evaluates (baseline, candidate, entry, workload, tests) and its limits.
+
+A task is a plain dict (the JSON of ``TASK.json``); :func:`parse_task` validates it into a
+:class:`Task` and raises :class:`~sandbox.errors.InvalidTask` with a precise message otherwise.
+
+``mode`` is ``"compare"`` (the default when a candidate is given: tests, equivalence, A/B timing,
+profile of the candidate) or ``"baseline"`` (the default without a candidate: tests, timing and
+profile of the baseline alone — iteration 0 of a session; no speedup is computed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import InvalidLimits, InvalidTask
+
+MODES = ("compare", "baseline")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits for one evaluation. ``wall_s`` bounds the whole evaluation."""
+
+    wall_s: float = 120.0  # whole evaluation, all stages
+    cpu_s: float = 120.0  # CPU seconds per worker process (RLIMIT_CPU)
+    memory_bytes: int = 2 * 1024**3  # address space per worker process (RLIMIT_AS)
+    max_processes: int = 64  # processes + threads of the sandbox (RLIMIT_NPROC / pids.max)
+    max_output_bytes: int = 1024 * 1024  # stdout + stderr of the code under test, all workers
+    disk_bytes: int = 64 * 1024**2  # size of the writable tmpfs (/work and /tmp)
+    open_files: int = 256  # RLIMIT_NOFILE per worker
+
+    def merged(self, overrides: dict[str, Any] | None) -> Limits:
+        if not overrides:
+            return self
+        if not isinstance(overrides, dict):
+            raise InvalidLimits(f"limits must be an object, not {type(overrides).__name__}")
+        known = {f.name: f.type for f in dataclasses.fields(self)}
+        values = {}
+        for name, value in overrides.items():
+            if name not in known:
+                raise InvalidLimits(f"unknown limit {name!r}; known: {', '.join(known)}")
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise InvalidLimits(f"limit {name!r} must be a positive number, got {value!r}")
+            values[name] = float(value) if name.endswith("_s") else int(value)
+        return dataclasses.replace(self, **values)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class TimingOptions:
+    """How long and how precisely to time (see ``sandbox/harness/timing.py`` for the method)."""
+
+    budget_s: float = 6.0  # wall-clock budget of the timing stage
+    min_sample_s: float = 0.02  # loops are calibrated so one sample lasts at least this long
+    min_rounds: int = 4  # fresh baseline/candidate process pairs, at least
+    max_rounds: int = 20
+    pairs_per_round: int = 5
+    target_rel_ci: float = 0.01  # stop early once the CI's half-width is within ±1%
+    profile_min_s: float = 0.0  # repeat the workload under the line profiler at least this long
+    seed: int | None = None  # random order of baseline/candidate within a pair
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> TimingOptions:
+        if not data:
+            return cls()
+        if not isinstance(data, dict):
+            raise InvalidTask("timing must be an object")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise InvalidTask(f"unknown timing option(s) {sorted(unknown)}; known: {sorted(known)}")
+        for name, value in data.items():
+            if name == "seed":
+                if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                    raise InvalidTask("timing.seed must be an integer or null")
+            elif isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise InvalidTask(f"timing.{name} must be a non-negative number, got {value!r}")
+        opts = cls(**data)
+        if opts.min_rounds < 2:
+            raise InvalidTask("timing.min_rounds must be at least 2 (fresh processes)")
+        if opts.max_rounds < opts.min_rounds or opts.pairs_per_round < 1:
+            raise InvalidTask("timing: need max_rounds >= min_rounds and pairs_per_round >= 1")
+        return opts
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Task:
+    baseline: str
+    entry: str
+    workload: str
+    candidate: str | None = None
+    tests: str | None = None
+    mode: str = "compare"
+    limits: dict[str, Any] = field(default_factory=dict)
+    timing: TimingOptions = field(default_factory=TimingOptions)
+
+    @property
+    def code_under_test(self) -> str:
+        """The source whose tests, profile and memory the verdict reports."""
+        return self.baseline if self.mode == "baseline" else self.candidate or ""
+
+
+_KNOWN_KEYS = {"baseline", "candidate", "entry", "workload", "tests", "limits", "mode", "timing"}
+
+
+def _source(data: dict[str, Any], key: str, *, required: bool) -> str | None:
+    value = data.get(key)
+    if value is None:
+        if required:
+            raise InvalidTask(f"task field {key!r} is required (Python source as a string)")
+        return None
+    if not isinstance(value, str):
+        raise InvalidTask(f"task field {key!r} must be a string, not {type(value).__name__}")
+    if "\x00" in value:
+        raise InvalidTask(f"task field {key!r} contains a NUL byte")
+    return value
+
+
+def parse_task(data: Any) -> Task:
+    """Validate a task dict; raise :class:`InvalidTask` naming the first problem."""
+    if not isinstance(data, dict):
+        raise InvalidTask(f"a task must be a JSON object, not {type(data).__name__}")
+    unknown = set(data) - _KNOWN_KEYS
+    if unknown:
+        raise InvalidTask(f"unknown task field(s) {sorted(unknown)}; known: {sorted(_KNOWN_KEYS)}")
+    baseline = _source(data, "baseline", required=True)
+    candidate = _source(data, "candidate", required=False)
+    workload = _source(data, "workload", required=True)
+    tests = _source(data, "tests", required=False)
+    entry = data.get("entry")
+    if not isinstance(entry, str) or not entry.isidentifier():
+        raise InvalidTask(f"task field 'entry' must be a function name, got {entry!r}")
+    mode = data.get("mode") or ("compare" if candidate is not None else "baseline")
+    if mode not in MODES:
+        raise InvalidTask(f"task field 'mode' must be one of {MODES}, got {mode!r}")
+    if mode == "compare" and candidate is None:
+        raise InvalidTask("mode 'compare' needs a 'candidate' source")
+    limits = data.get("limits") or {}
+    Limits().merged(limits)  # validate early
+    return Task(
+        baseline=baseline or "",
+        candidate=candidate,
+        entry=entry,
+        workload=workload or "",
+        tests=tests if tests and tests.strip() else None,
+        mode=mode,
+        limits=dict(limits),
+        timing=TimingOptions.from_dict(data.get("timing")),
+    )
