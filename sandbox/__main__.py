@@ -53,12 +53,12 @@ def _human(verdict: dict) -> str:
                      f"{verdict['verdict']}")
     if verdict["peak_memory_bytes"] is not None:
         lines.append(f"peak memory: {verdict['peak_memory_bytes']:,} bytes")
-    profile = verdict.get("line_profile") or {}
-    for fn in (profile.get("functions") or [])[:3]:
-        lines.append(f"profile of {fn['function']}:")
-        for line in sorted(fn["lines"], key=lambda x: -x["time_s"])[:5]:
-            lines.append(f"  {line['line']:>4} {line['share'] * 100:5.1f}% {line['hits']:>8} "
-                         f"{line['source'].strip()}")
+    hottest = sorted(verdict.get("line_profile") or [], key=lambda x: -x["time_s"])[:8]
+    if hottest:
+        lines.append("hottest lines (share of the entry point's time, hits):")
+    for line in hottest:
+        lines.append(f"  {line['function']}:{line['line']:<4} {line['share'] * 100:5.1f}% "
+                     f"{line['hits']:>8}  {line['source'].strip()}")
     lines.append(f"backend: {verdict['backend']}, {verdict['duration_s']:.2f} s")
     return "\n".join(lines)
 

@@ -108,7 +108,8 @@ def empty_verdict(task: Task) -> dict:
         "equivalent": None, "mismatches": [], "mismatch_count": 0,
         "speedup": None, "ci95": None, "verdict": None,
         "baseline": None, "candidate": None, "timing": None,
-        "line_profile": None, "peak_memory_bytes": None, "baseline_peak_memory_bytes": None,
+        "line_profile": None, "profile": None,
+        "peak_memory_bytes": None, "baseline_peak_memory_bytes": None,
         "stages": {}, "output": {"stdout": "", "stderr": "", "bytes": 0},
         "backend": None, "duration_s": None,
     }
@@ -137,7 +138,7 @@ def assemble_verdict(task: Task, events: list[dict], run: SandboxRun, limits: Li
         elif stage == "timing":
             _timing(v, task, data)
         elif stage == "profile":
-            v["line_profile"] = _profile(data)
+            v["line_profile"], v["profile"] = _profile(data)
     if done is not None:
         v["status"], v["message"] = done["status"], done.get("message")
         v["output"] = done.get("output", v["output"])
@@ -185,9 +186,16 @@ def _timing(v: dict, task: Task, data: dict) -> None:
         v["timing"]["pairs"] = est.pairs
 
 
-def _profile(data: dict) -> dict | None:
+def _profile(data: dict) -> tuple[list[dict] | None, dict]:
+    """The flat per-line list (entry function first, then callees by time) and a summary."""
     if "error" in data:
-        return {"error": data["error"], "functions": []}
+        return None, {"error": data["error"], "functions": []}
+    lines, functions = [], []
     for fn in data.get("functions", []):
-        fn["filename"] = os.path.basename(fn["filename"])
-    return data
+        functions.append({"function": fn["function"], "first_line": fn["first_line"],
+                          "total_s": fn["total_s"], "is_entry": fn["is_entry"]})
+        for line in fn["lines"]:
+            lines.append({"function": fn["function"], **line})
+    summary = {"functions": functions, "total_s": data.get("total_s"), "runs": data.get("runs"),
+               "error": None}
+    return lines, summary

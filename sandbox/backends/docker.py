@@ -1,0 +1,155 @@
+"""Docker backend: one throw-away container per evaluation, through the ``docker`` SDK.
+
+No network, read-only root, tmpfs /scratch and /tmp, memory/pids/CPU limits, every capability
+dropped, ``no-new-privileges``, uid 65534. The image (``sandbox/Dockerfile``) is built offline
+by ``python -m sandbox build-image``; the harness and the task are bind-mounted read-only, so
+harness changes need no rebuild. The supervisor is the container's PID 1.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from ..image import IMAGE
+from ..task import Limits
+from .base import (
+    EVENT_BYTES,
+    GRACE_S,
+    HARNESS_DIR,
+    STDERR_TAIL,
+    Backend,
+    EventReader,
+    Layout,
+    OnEvent,
+    SandboxRun,
+    sandbox_env,
+)
+
+DEFAULT_URL = "unix:///var/run/docker.sock"
+HARNESS_MOUNT = "/opt/perfloop/perfloop_harness"
+TASK_MOUNT = "/opt/perfloop/task"
+#: Room for the supervisor and a second worker beside the per-worker address-space limit.
+MEMORY_SLACK = 512 * 1024**2
+
+
+class DockerBackend(Backend):
+    name = "docker"
+
+    def __init__(self, base_url: str = DEFAULT_URL, image: str = IMAGE, cpus: float = 1.0) -> None:
+        self.base_url = base_url
+        self.image = image
+        self.cpus = cpus
+        self._client = None
+
+    def client(self):  # noqa: ANN201
+        if self._client is None:
+            import docker
+
+            self._client = docker.DockerClient(base_url=self.base_url, timeout=60)
+        return self._client
+
+    def unavailable_reason(self) -> str | None:
+        try:
+            import docker
+        except ImportError:
+            return "the 'docker' Python package is not installed"
+        if self.base_url.startswith("unix://") and not Path(self.base_url[7:]).exists():
+            return (f"no Docker engine: {self.base_url[7:]} does not exist "
+                    "(start dockerd, e.g. `dockerd --iptables=false --bridge=none`)")
+        try:
+            self.client().ping()
+        except Exception as exc:  # noqa: BLE001 - any failure means: not usable
+            return f"the Docker engine at {self.base_url} does not answer: {exc}"
+        try:
+            self.client().images.get(self.image)
+        except docker.errors.ImageNotFound:
+            return f"image {self.image} is not built: run `python -m sandbox build-image`"
+        except docker.errors.APIError as exc:
+            return f"cannot inspect image {self.image}: {exc}"
+        return None
+
+    def layout(self, task_dir: Path) -> Layout:
+        return Layout(python="/usr/bin/python3", harness_parent=str(Path(HARNESS_MOUNT).parent),
+                      harness_package=Path(HARNESS_MOUNT).name, task_dir=TASK_MOUNT,
+                      work_dir="/scratch", pid_namespace=True)
+
+    def run(self, task_dir: Path, limits: Limits, on_event: OnEvent) -> SandboxRun:
+        from docker.types import Ulimit
+
+        client = self.client()
+        result = SandboxRun()
+        start = time.monotonic()
+        memory = 2 * limits.memory_bytes + MEMORY_SLACK
+        container = client.containers.create(
+            self.image,
+            command=self.layout(task_dir).supervisor_argv(),
+            user="65534:65534",
+            network_mode="none",
+            read_only=True,
+            tmpfs={"/scratch": f"size={limits.disk_bytes},mode=1777",
+                   "/tmp": f"size={max(1 << 20, limits.disk_bytes // 4)},mode=1777"},
+            volumes={str(HARNESS_DIR): {"bind": HARNESS_MOUNT, "mode": "ro"},
+                     str(task_dir): {"bind": TASK_MOUNT, "mode": "ro"}},
+            working_dir="/scratch",
+            environment=sandbox_env("/scratch"),
+            hostname="sandbox",
+            mem_limit=memory,
+            memswap_limit=memory,
+            pids_limit=limits.max_processes,
+            nano_cpus=int(self.cpus * 1e9),
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            ulimits=[Ulimit(name="core", soft=0, hard=0),
+                     Ulimit(name="nofile", soft=limits.open_files + 64,
+                            hard=limits.open_files + 64),
+                     Ulimit(name="fsize", soft=limits.disk_bytes, hard=limits.disk_bytes)],
+            labels={"perfloop.sandbox": "1"},
+            detach=True,
+            stdin_open=False,
+            tty=False,
+        )
+        timer = threading.Timer(limits.wall_s + GRACE_S, self._kill, (container, result))
+        try:
+            stream = container.attach(stdout=True, stderr=True, stream=True, logs=True,
+                                      demux=True)
+            container.start()
+            timer.start()
+            self._pump(stream, limits, on_event, result)
+            try:
+                result.exit_code = container.wait(timeout=10).get("StatusCode")
+            except Exception:  # noqa: BLE001 - a container that does not stop is killed below
+                result.exit_code = None
+            container.reload()
+            if container.attrs.get("State", {}).get("OOMKilled"):
+                result.notes.append("the container was killed for exceeding its memory limit")
+        finally:
+            timer.cancel()
+            try:
+                container.remove(force=True)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+        result.duration_s = time.monotonic() - start
+        return result
+
+    def _pump(self, stream, limits: Limits, on_event: OnEvent,  # noqa: ANN001
+              result: SandboxRun) -> None:
+        reader = EventReader(on_event, EVENT_BYTES + limits.max_output_bytes)
+        stderr = bytearray()
+        for out, err in stream:
+            if out and not reader.feed(out):
+                result.output_exceeded = True
+                break
+            if err:
+                stderr += err
+                del stderr[:-STDERR_TAIL]
+        result.stderr = stderr.decode("utf-8", errors="replace")
+
+    @staticmethod
+    def _kill(container, result: SandboxRun) -> None:  # noqa: ANN001
+        result.timed_out = True
+        try:
+            container.kill()
+        except Exception:  # noqa: BLE001 - it may have just exited
+            pass
