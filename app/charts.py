@@ -8,6 +8,7 @@ colour-vision deficiencies); continuous scales use cividis, which is too.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -52,15 +53,29 @@ def expert_colours(expert_count: int) -> list[str]:
 
 
 def _is_failed(p: SpeedupPoint) -> bool:
-    return p.correct is False or p.speedup is None
+    return p.correct is False
+
+
+def _plotted(points: Sequence[SpeedupPoint]) -> list[SpeedupPoint]:
+    """The baseline is 1× by definition (it is timed alone); candidates still waiting for a
+    verdict (correct and speedup unknown) are not drawn yet."""
+    out = []
+    for p in points:
+        if p.origin == "baseline" and p.speedup is None and p.correct is not False:
+            p = replace(p, speedup=1.0)
+        if p.speedup is None and p.correct is not False:
+            continue
+        out.append(p)
+    return out
 
 
 def speedup_chart(points: Sequence[SpeedupPoint], *, title: str = "Speedup per iteration"):
-    """Speedup (log scale) per iteration with 95% CI bars, a best-so-far line and failed
-    candidates marked as crosses on the baseline line (they have no meaningful speedup).
+    """Speedup (log scale) per iteration with 95% CI bars, a best-so-far line and incorrect
+    candidates marked as crosses (at their speedup, or on the baseline line when they have none).
 
     Always three traces — passing, failed, best so far — so a page can rely on their order.
     """
+    points = _plotted(points)
     ok = [p for p in points if not _is_failed(p)]
     failed = [p for p in points if _is_failed(p)]
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app import charts, services
+from app.services import ui_support
 from app.ui import candidate_card, code_input, examples, guard, jobs, modes, nav, set_code
 from app.ui.code import PLAIN_KEY
 from app.ui.session import header, transcript
@@ -31,6 +32,16 @@ def _models() -> dict[str, str]:
     if not choices:
         choices[services.get_context().model] = services.get_context().model
     return choices
+
+
+def start_validation(sid: int) -> None:
+    jobs.start(
+        ui_support.start_background,
+        "validation",
+        services.validate_session,
+        sid,
+        session_id=sid,
+    )
 
 
 # --- a new session ------------------------------------------------------------------------
@@ -89,7 +100,13 @@ def new_session_form() -> None:
                 visibility=s[f"{KEEP}new:visibility"],
                 validate=False,  # stored now; validated in the background below
             )
-            jobs.start(services.start_validation, view.info.id)
+            jobs.start(
+                ui_support.start_background,
+                "validation",
+                services.validate_session,
+                view.info.id,
+                session_id=view.info.id,
+            )
             nav.open_session(view.info.id)
             st.rerun()
 
@@ -100,10 +117,10 @@ def new_session_form() -> None:
 def fix_inputs(view: services.SessionView) -> None:
     """The baseline did not validate: show why, and let the person fix the inputs in place."""
     sid = view.info.id
+    if jobs.any_running(sid):
+        return  # being validated: the job panel shows the steps
     if view.validation_error:
         st.error(f"The baseline is not ready: {view.validation_error}")
-    elif not jobs.any_running(sid):
-        st.warning("The baseline has not been evaluated yet.")
     if view.candidates and len(view.candidates) > 1:
         return
     with st.expander("Fix the inputs and run the baseline again", expanded=True):
@@ -128,7 +145,13 @@ def fix_inputs(view: services.SessionView) -> None:
                     tests_source=s[f"{KEEP}fix:{sid}:tests"] or None,
                     validate=False,
                 )
-                jobs.start(services.start_validation, sid)
+                jobs.start(
+                    ui_support.start_background,
+                    "validation",
+                    services.validate_session,
+                    sid,
+                    session_id=sid,
+                )
                 st.rerun()
 
 
@@ -221,7 +244,7 @@ def hand_editor(view: services.SessionView) -> None:
         if st.button("Evaluate my version", key=f"hand_go_{sid}", disabled=jobs.any_running(sid)):
             with guard("storing your version"):
                 jobs.start(
-                    services.start_job,
+                    ui_support.start_background,
                     "hand edit",
                     services.add_human_candidate,
                     sid,

@@ -23,6 +23,24 @@ from app.services.views import (
 )
 
 
+def start_background(
+    kind: str, fn: Callable[..., Any], /, *args: Any, session_id: int | None = None, **kwargs: Any
+) -> Job:
+    """``start_job`` for any service function: the job's callbacks (``on_token``,
+    ``on_routing``, ``on_progress``) are passed only where ``fn`` accepts them."""
+    import inspect
+
+    accepted = set(inspect.signature(fn).parameters)
+    wanted = {"on_token", "on_routing", "on_progress"} - accepted
+
+    def call(*a: Any, **kw: Any) -> Any:
+        for name in wanted:
+            kw.pop(name, None)
+        return fn(*a, **kw)
+
+    return start_job(kind, call, *args, session_id=session_id, **kwargs)
+
+
 def default_author(*, ctx: Context | None = None) -> str:
     return get_context(ctx).settings.author
 
@@ -60,12 +78,9 @@ def sandbox_availability() -> dict[str, str]:
         if probe is not None:
             result = probe()
             if isinstance(result, dict):
+                # None (or True) means the backend can run; a string says why it cannot.
                 return {
-                    k: (
-                        "available"
-                        if v is True
-                        else ("not available" if v is False or v is None else str(v))
-                    )
+                    k: "available" if v is None or v is True else str(v or "not available")
                     for k, v in result.items()
                 }
             return {name: "available" for name in result}

@@ -21,6 +21,7 @@ _LABELS = {
     "llm": "the model is writing",
     "extract": "extracting code",
     "validate": "checking the inputs",
+    "start": "starting the sandbox",
     "tests": "running the tests",
     "equivalence": "comparing outputs with the baseline",
     "timing": "timing",

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from app import services
-from app.services import SessionView, SummaryItem
+from app.services import SessionView, SummaryItem, ui_support
 from app.ui import jobs
 from app.ui.errors import guard
 from app.ui.state import KEEP, author, default
@@ -67,7 +67,7 @@ def conair_panel(view: SessionView) -> None:
             with guard("starting ConAIR"):
                 s = st.session_state
                 jobs.start(
-                    services.start_job,
+                    ui_support.start_background,
                     "conair",
                     services.start_conair,
                     sid,
@@ -143,7 +143,7 @@ def conair_panel(view: SessionView) -> None:
             ]
             with guard("sending your answers"):
                 jobs.start(
-                    services.start_job,
+                    ui_support.start_background,
                     "conair",
                     services.answer_tests,
                     sid,
@@ -208,7 +208,7 @@ def summary_panel(view: SessionView) -> None:
     if st.button("Summarize", key=f"summarize_{sid}", disabled=busy or not view.ready):
         with guard("starting the summary"):
             jobs.start(
-                services.start_job,
+                ui_support.start_background,
                 "summary",
                 services.summarize,
                 cid,
@@ -257,7 +257,7 @@ def summary_panel(view: SessionView) -> None:
     ):
         with guard("applying the summary edit"):
             jobs.start(
-                services.start_job,
+                ui_support.start_background,
                 "summary edit",
                 services.apply_summary_edit,
                 summary.id,

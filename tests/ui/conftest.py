@@ -56,3 +56,32 @@ def app_at(ui_context) -> Callable[[str], AppTest]:  # noqa: ANN001
         return at
 
     return open_page
+
+
+def wait_for_jobs(timeout: float = 240.0) -> list:
+    """Block until every background job has finished; their final snapshots."""
+    from app import services
+
+    jobs = services.list_jobs()
+    for job in jobs:
+        assert job.wait(timeout), f"job {job.id} ({job.kind}) still running after {timeout} s"
+    return [j.snapshot() for j in jobs]
+
+
+def chart(at: AppTest, key: str) -> dict:
+    """The Plotly figure (as JSON) of the ``st.plotly_chart`` whose key ends with ``key``."""
+    import json
+
+    for element in at.get("plotly_chart"):
+        if element.proto.id.endswith(f"-{key}"):
+            return json.loads(element.proto.spec)
+    raise AssertionError(f"no chart with key {key!r}")
+
+
+def texts(at: AppTest) -> str:
+    """Every markdown, caption, html and alert text of the page, joined (for `in` checks)."""
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
+    parts += [e.proto.body for e in at.get("html")]
+    for kind in (at.error, at.warning, at.info, at.success):
+        parts += [e.value for e in kind]
+    return "\n".join(parts)

@@ -23,6 +23,15 @@ def test_speedup_chart_log_axis_ci_best_line_and_failed_marked() -> None:
     assert list(best.y) == [1.0, 2.0, 2.0]  # best so far never drops
 
 
+def test_speedup_chart_baseline_is_one_and_pending_candidates_wait() -> None:
+    baseline = point(0, None, correct=True)
+    pending = point(1, None, correct=None)
+    fig = charts.speedup_chart([baseline, pending])
+    ok, failed, _best = fig.data
+    assert list(ok.x) == [0] and list(ok.y) == [1.0]  # the baseline, timed alone, is 1×
+    assert len(failed.x) == 0  # a candidate without a verdict is not drawn as failed
+
+
 def test_speedup_chart_empty_still_has_its_three_traces() -> None:
     fig = charts.speedup_chart([])
     assert len(fig.data) == 3 and all(len(t.x) == 0 for t in fig.data)
