@@ -24,7 +24,7 @@ from llama_cpp import _logger as _llama_logger
 from llama_cpp import llama_cpp as L
 
 from app.config import get_settings
-from app.moe import moefication
+from app.moe import graph_filter, moefication
 from app.moe.engine import ModelInfo, MoEEngine
 from app.moe.errors import EngineUnavailable, MoEError
 
@@ -118,6 +118,7 @@ class LlamaCppEngine(MoEEngine):
         moe_groups: int = 8,
         moe_top_k: int = 2,
         cache_dir: Path | None = None,
+        native_filter: bool = True,
     ) -> None:
         super().__init__()
         self.path = Path(path)
@@ -143,7 +144,16 @@ class LlamaCppEngine(MoEEngine):
         self._seen: list[tuple[str, int, int]] = []
         self._chunks: dict[int, list[list[np.ndarray | None]]] = {}
         self._cb_error: BaseException | None = None
-        self._cb = L.ggml_backend_sched_eval_callback(self._make_callback())
+        self._cache_dir = Path(cache_dir or get_settings().data_dir / "moe")
+        native = graph_filter.load_filter(self._cache_dir / "native") if native_filter else None
+        self._filter: graph_filter.FilterState | None = None
+        if native is not None:
+            # C answers the per-node "do you want this tensor?"; Python only receives data
+            self._py_cb = graph_filter.EvalCallback(self._make_callback(ask_in_python=False))
+            self._filter = graph_filter.FilterState(name_offset=_NAME_OFFSET, on_data=self._py_cb)
+            self._cb = ctypes.cast(native, L.ggml_backend_sched_eval_callback)
+        else:
+            self._cb = L.ggml_backend_sched_eval_callback(self._make_callback(ask_in_python=True))
 
         ctx_params = L.llama_context_default_params()
         ctx_params.n_ctx = n_ctx
@@ -153,6 +163,8 @@ class LlamaCppEngine(MoEEngine):
         ctx_params.n_threads_batch = threads
         ctx_params.no_perf = True
         ctx_params.cb_eval = self._cb
+        if self._filter is not None:
+            ctx_params.cb_eval_user_data = ctypes.addressof(self._filter)
         self._ctx = L.llama_init_from_model(self._model, ctx_params)
         if not self._ctx:
             raise EngineUnavailable(f"llama.cpp could not create a context for {self.path}")
@@ -164,7 +176,7 @@ class LlamaCppEngine(MoEEngine):
         self._moefied = not self._moe_layers_seen()
         self._top_k = 0
         if self._moefied:
-            self._setup_moefication(moe_groups, moe_top_k, cache_dir)
+            self._setup_moefication(moe_groups, moe_top_k)
         else:
             self._setup_moe()
         if not capture_routing:
@@ -175,12 +187,13 @@ class LlamaCppEngine(MoEEngine):
         self.info = self._model_info(name or self.path.stem, L.llama_n_ctx(self._ctx))
 
     # --- graph callback ---------------------------------------------------------------------
-    def _make_callback(self):
-        """The eval callback: a closure over plain locals, since it runs for every graph node.
+    def _make_callback(self, *, ask_in_python: bool):
+        """The eval callback: a closure over plain locals, since it may run for every node.
 
-        Ask phase: is this exact tensor name wanted (views named "... (reshaped)" never are)?
-        Data phase: hand a copy of the tensor to ``_on_tensor``. It always returns True after
-        data, because False would stop the scheduler from computing the rest of the graph.
+        Ask phase (only without the C filter): is this exact tensor name wanted? Views named
+        "... (reshaped)" never are. Data phase: hand the tensor to ``_on_tensor``. It returns
+        True after data, because False would stop the scheduler from computing the rest of the
+        graph; errors are kept and raised once ``llama_decode`` returns.
         """
         wanted = self._wanted
         string_at = ctypes.string_at
@@ -188,16 +201,24 @@ class LlamaCppEngine(MoEEngine):
         on_tensor = self._on_tensor
 
         def callback(tensor: int, ask: bool, _user_data: int | None) -> bool:
-            if ask:
+            if ask and ask_in_python:
                 return string_at(tensor + offset) in wanted
             try:
-                kind, slot = wanted[string_at(tensor + offset)]
-                on_tensor(kind, slot, tensor)
+                entry = wanted.get(string_at(tensor + offset))
+                if entry is not None:
+                    on_tensor(entry[0], entry[1], tensor)
             except BaseException as exc:  # noqa: BLE001 - re-raised after llama_decode returns
                 self._cb_error = exc
             return True
 
         return callback
+
+    def _set_wanted(self, entries: dict[bytes, tuple[int, int]]) -> None:
+        """Replace the requested tensors (in place: the callback closure holds the dict)."""
+        self._wanted.clear()
+        self._wanted.update(entries)
+        if self._filter is not None:
+            self._filter.set_names(list(entries))
 
     def _on_tensor(self, kind: int, slot: int, tensor: int) -> None:
         if kind == _PROBE:
@@ -243,12 +264,16 @@ class LlamaCppEngine(MoEEngine):
     def _probe(self) -> None:
         """Decode one token with every candidate tensor requested, to learn the graph's names."""
         bases = (_IDS_NAME, *_WEIGHT_NAMES, *_DENSE_ACT_NAMES)
-        for layer in range(L.llama_model_n_layer(self._model)):
-            for base in bases:
-                self._wanted[f"{base}-{layer}".encode()] = (_PROBE, layer)
+        self._set_wanted(
+            {
+                f"{base}-{layer}".encode(): (_PROBE, layer)
+                for layer in range(L.llama_model_n_layer(self._model))
+                for base in bases
+            }
+        )
         token = L.llama_vocab_bos(self._vocab)
         self._decode([token if token >= 0 else 0], all_logits=False)
-        self._wanted.clear()  # in place: the callback closure holds this dict
+        self._set_wanted({})
         self._reset()
 
     def _moe_layers_seen(self) -> list[int]:
@@ -259,15 +284,17 @@ class LlamaCppEngine(MoEEngine):
         widths = {ne0 for base, _, ne0 in self._seen if base == _IDS_NAME}
         self._top_k = int(widths.pop())
         self._expert_count = int(self._meta(f"{self.architecture}.expert_count") or 0)
+        wanted = {}
         for slot, layer in enumerate(self._moe_layers):
-            self._wanted[f"{_IDS_NAME}-{layer}".encode()] = (_IDS, slot)
+            wanted[f"{_IDS_NAME}-{layer}".encode()] = (_IDS, slot)
             names = [b for b, li, _ in self._seen if li == layer and b in _WEIGHT_NAMES]
             if not names:
                 raise EngineUnavailable(f"no gate weights found for layer {layer}")
-            self._wanted[f"{names[-1]}-{layer}".encode()] = (_WEIGHTS, slot)
+            wanted[f"{names[-1]}-{layer}".encode()] = (_WEIGHTS, slot)
             self._chunks[slot] = []
+        self._set_wanted(wanted)
 
-    def _setup_moefication(self, groups: int, top_k: int, cache_dir: Path | None) -> None:
+    def _setup_moefication(self, groups: int, top_k: int) -> None:
         n_ff = int(self._meta(f"{self.architecture}.feed_forward_length") or 0)
         act_name: dict[int, str] = {}
         for base, layer, ne0 in self._seen:
@@ -278,12 +305,16 @@ class LlamaCppEngine(MoEEngine):
         self._moe_layers = sorted(act_name)
         self._expert_count = groups
         self._top_k = top_k
-        for slot, layer in enumerate(self._moe_layers):
-            self._wanted[f"{act_name[layer]}-{layer}".encode()] = (_ACT, slot)
+        for slot in range(len(self._moe_layers)):
             self._chunks[slot] = []
-        cache_dir = cache_dir or get_settings().data_dir / "moe"
+        self._set_wanted(
+            {
+                f"{act_name[layer]}-{layer}".encode(): (_ACT, slot)
+                for slot, layer in enumerate(self._moe_layers)
+            }
+        )
         partition, self.partition_path = moefication.load_or_build_partition(
-            self.path, groups, Path(cache_dir), self._calibrate
+            self.path, groups, self._cache_dir, self._calibrate
         )
         self._membership = np.stack([moefication.group_membership(r, groups) for r in partition])
 
