@@ -18,15 +18,17 @@ from app.config import Settings, get_settings
 class Context:
     """Explicit configuration of the services (like ``httpx.Client``: no hidden globals).
 
-    ``sandbox_limits`` is passed to ``sandbox.evaluate(limits=...)`` as is (None = the sandbox's
-    defaults). ``llm_options`` is merged into every LLM call (e.g. ``api_base`` for a
-    self-hosted server).
+    ``sandbox_limits`` is passed to ``sandbox.evaluate(limits=...)`` and ``sandbox_timing`` as
+    the task's ``timing`` options, as they are (None = the sandbox's defaults).
+    ``llm_options`` is merged into every LLM call (e.g. ``api_base`` for a self-hosted server;
+    tests put litellm's ``mock_response`` here).
     """
 
     engine: Engine
     settings: Settings
     sandbox_backend: str | None = None
     sandbox_limits: dict[str, Any] | None = None
+    sandbox_timing: dict[str, Any] | None = None  # the task's "timing" options (budget_s, ...)
     allow_process: bool = False
     eval_workers: int = 2
     model: str = "perfloop-moe/default"

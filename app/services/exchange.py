@@ -1,30 +1,281 @@
 """Export a session as Markdown, self-contained offline HTML (plotly.js inline) or JSON, and
-import JSON into another instance losslessly."""
+import JSON into another instance losslessly.
+
+The JSON document holds every column of every row of the session (binary routing traces as
+base64), so an import reproduces it exactly except for the row ids, which are renumbered; ids
+inside JSON columns (``candidate_id`` in a ConAIR ranking, ``parent_id`` in a message's meta…)
+are renumbered with them.
+"""
 
 from __future__ import annotations
 
+import base64
+import json
+from datetime import datetime
 from typing import Any, Literal
 
-from app.services.context import Context
+from sqlalchemy import inspect, select
+from sqlalchemy.orm import Session
+
+from app.services.context import Context, get_context
+from app.services.errors import ImportFailed, NotFound
 from app.services.views import SessionView
+from db import queries
+from db.engine import unit_of_work
+from db.errors import NotFound as RowNotFound
+from db.models import (
+    Candidate,
+    CodeSummary,
+    Comment,
+    ConairRound,
+    Evaluation,
+    Message,
+    OptimizationSession,
+    RoutingTrace,
+    TestCase,
+)
 
 ExportFormat = Literal["md", "html", "json"]
 #: Version of the JSON document; bump on incompatible changes, keep importing old ones.
 EXPORT_VERSION = 1
+FORMAT_NAME = "perfloop-session"
+
+# (document key, model) in an order where every foreign key points backwards.
+TABLES: list[tuple[str, type]] = [
+    ("messages", Message),
+    ("test_cases", TestCase),
+    ("candidates", Candidate),
+    ("evaluations", Evaluation),
+    ("summaries", CodeSummary),
+    ("routing_traces", RoutingTrace),
+    ("comments", Comment),
+    ("conair_rounds", ConairRound),
+]
+# Which id space a foreign-key column (or a key inside a JSON column) refers to.
+REFS = {
+    "candidate_id": "candidates",
+    "candidate_ids": "candidates",
+    "passing_candidate_ids": "candidates",
+    "failing_candidate_ids": "candidates",
+    "parent_id": "candidates",
+    "message_id": "messages",
+    "reply_id": "messages",
+    "test_case_id": "test_cases",
+    "test_case_ids": "test_cases",
+    "tests_shown": "test_cases",
+    "summary_id": "summaries",
+}
 
 
-def export_session(session_id: int, fmt: ExportFormat, *, ctx: Context | None = None) -> str:
-    """The session as text in ``fmt`` (``md``, ``html`` or ``json``)."""
-    raise NotImplementedError
+# --- rows <-> plain JSON --------------------------------------------------------------------
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {"$datetime": value.isoformat()}
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"$base64": base64.b64encode(bytes(value)).decode()}
+    return value
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict) and len(value) == 1:
+        if "$datetime" in value:
+            return datetime.fromisoformat(value["$datetime"])
+        if "$base64" in value:
+            return base64.b64decode(value["$base64"])
+    return value
+
+
+def _columns(model: type) -> list[str]:
+    return [c.key for c in inspect(model).column_attrs]
+
+
+def _row_dict(row: Any, skip: tuple[str, ...] = ("session_id",)) -> dict[str, Any]:
+    return {k: _encode(getattr(row, k)) for k in _columns(type(row)) if k not in skip}
+
+
+def _session_rows(s: Session, session_id: int) -> dict[str, list[Any]]:
+    cand_ids = select(Candidate.id).where(Candidate.session_id == session_id)
+    msg_ids = select(Message.id).where(Message.session_id == session_id)
+    by_session = lambda m: select(m).where(m.session_id == session_id).order_by(m.id)  # noqa: E731
+    return {
+        "messages": list(s.scalars(by_session(Message))),
+        "test_cases": list(s.scalars(by_session(TestCase))),
+        "candidates": list(s.scalars(by_session(Candidate))),
+        "evaluations": list(
+            s.scalars(
+                select(Evaluation)
+                .where(Evaluation.candidate_id.in_(cand_ids))
+                .order_by(Evaluation.id)
+            )
+        ),
+        "summaries": list(
+            s.scalars(
+                select(CodeSummary)
+                .where(CodeSummary.candidate_id.in_(cand_ids))
+                .order_by(CodeSummary.id)
+            )
+        ),
+        "routing_traces": list(
+            s.scalars(
+                select(RoutingTrace)
+                .where(RoutingTrace.message_id.in_(msg_ids))
+                .order_by(RoutingTrace.id)
+            )
+        ),
+        "comments": list(s.scalars(by_session(Comment))),
+        "conair_rounds": list(s.scalars(by_session(ConairRound))),
+    }
 
 
 def export_document(session_id: int, *, ctx: Context | None = None) -> dict[str, Any]:
     """The JSON export as a dict: every row of the session, routing traces base64-encoded."""
-    raise NotImplementedError
+    c = get_context(ctx)
+    with unit_of_work(c.engine) as s:
+        try:
+            sess = queries.get_session(session_id, session=s)
+        except RowNotFound as exc:
+            raise NotFound("session", session_id) from exc
+        doc: dict[str, Any] = {
+            "format": FORMAT_NAME,
+            "version": EXPORT_VERSION,
+            "session": _row_dict(sess, skip=()),
+        }
+        for key, rows in _session_rows(s, session_id).items():
+            doc[key] = [_row_dict(r) for r in rows]
+        return doc
+
+
+def _remap(value: Any, maps: dict[str, dict[int, int]], key: str | None = None) -> Any:
+    """Renumber ids inside JSON values by the key they sit under (see ``REFS``)."""
+    space = REFS.get(key or "")
+    if space is not None:
+        table = maps.get(space, {})
+        if isinstance(value, int) and not isinstance(value, bool):
+            return table.get(value, value)
+        if isinstance(value, list):
+            return [table.get(v, v) if isinstance(v, int) else _remap(v, maps) for v in value]
+    if isinstance(value, dict):
+        return {k: _remap(v, maps, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_remap(v, maps, key) for v in value]
+    return value
 
 
 def import_session(
     document: str | bytes | dict[str, Any], *, ctx: Context | None = None
 ) -> SessionView:
     """Import an exported JSON document as a new session (new ids, same content)."""
-    raise NotImplementedError
+    from app.services.sessions import get_session
+
+    c = get_context(ctx)
+    if isinstance(document, str | bytes):
+        try:
+            document = json.loads(document)
+        except ValueError as exc:
+            raise ImportFailed(f"This is not a JSON document: {exc}") from exc
+    if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
+        raise ImportFailed("This JSON is not a perfloop session export (no format marker).")
+    version = document.get("version")
+    if not isinstance(version, int) or version > EXPORT_VERSION:
+        raise ImportFailed(
+            f"This export has version {version!r}; this perfloop reads up to {EXPORT_VERSION}."
+        )
+    try:
+        with unit_of_work(c.engine) as s:
+            session_id = _import(s, document)
+    except ImportFailed:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ImportFailed(f"The export is incomplete or damaged: {exc!r}") from exc
+    return get_session(session_id, ctx=c)
+
+
+def _import(s: Session, doc: dict[str, Any]) -> int:
+    fields = {k: _decode(v) for k, v in doc["session"].items() if k != "id"}
+    sess = OptimizationSession(
+        **{k: v for k, v in fields.items() if k in _columns(OptimizationSession)}
+    )
+    s.add(sess)
+    s.flush()
+    maps: dict[str, dict[int, int]] = {}
+    imported: list[tuple[Any, dict[str, Any]]] = []  # (row, its JSON columns as exported)
+    for key, model in TABLES:
+        table = maps.setdefault(key, {})
+        parents: list[tuple[Any, int]] = []
+        for raw in doc.get(key, []):
+            values = {k: _decode(v) for k, v in raw.items() if k in _columns(model)}
+            old_id = values.pop("id")
+            json_cols = {k: v for k, v in values.items() if isinstance(v, dict | list)}
+            for col, v in list(values.items()):
+                # Foreign-key columns point at rows imported earlier (tables are in order);
+                # a candidate's parent may come later in the same table.
+                if (
+                    col in REFS
+                    and isinstance(v, int)
+                    and not (model is Candidate and col == "parent_id")
+                ):
+                    values[col] = maps[REFS[col]][v]
+            parent = values.pop("parent_id", None) if model is Candidate else None
+            if "session_id" in _columns(model):
+                values["session_id"] = sess.id
+            row = model(**values)
+            s.add(row)
+            s.flush()
+            table[old_id] = row.id
+            imported.append((row, json_cols))
+            if parent is not None:
+                parents.append((row, parent))
+        for row, parent in parents:
+            row.parent_id = table[parent]
+    # JSON columns may name rows of any table: renumber them once every id is known.
+    for row, json_cols in imported:
+        for col, v in json_cols.items():
+            setattr(row, col, _remap(v, maps, col))
+    s.flush()
+    return sess.id
+
+
+def canonical_document(doc: dict[str, Any]) -> dict[str, Any]:
+    """The document with every id renumbered 1..n per table in order (to compare exports)."""
+    maps: dict[str, dict[int, int]] = {}
+    for key, _ in TABLES:
+        maps[key] = {raw["id"]: i for i, raw in enumerate(doc.get(key, []), 1)}
+    out: dict[str, Any] = {"format": doc["format"], "version": doc["version"]}
+    session = dict(doc["session"])
+    session.pop("id", None)
+    out["session"] = session
+    for key, _ in TABLES:
+        rows = []
+        for raw in doc.get(key, []):
+            row = {}
+            for col, v in raw.items():
+                if col == "id":
+                    row[col] = maps[key][v]
+                elif col in REFS and isinstance(v, int):
+                    row[col] = maps[REFS[col]].get(v, v)
+                else:
+                    row[col] = _remap(v, maps, col)
+            rows.append(row)
+        out[key] = rows
+    return out
+
+
+# --- Markdown and HTML ----------------------------------------------------------------------
+
+
+def export_session(session_id: int, fmt: ExportFormat, *, ctx: Context | None = None) -> str:
+    """The session as text in ``fmt`` (``md``, ``html`` or ``json``)."""
+    from app.services import report
+
+    if fmt == "json":
+        return json.dumps(export_document(session_id, ctx=ctx), indent=1, ensure_ascii=False)
+    from app.services.sessions import get_session
+
+    view = get_session(session_id, ctx=ctx)
+    if fmt == "md":
+        return report.markdown(view)
+    if fmt == "html":
+        return report.html(view)
+    raise ValueError(f"unknown export format {fmt!r}; choose md, html or json")

@@ -47,8 +47,43 @@ def add_comment(
     message_id: int | None = None,
     ctx: Context | None = None,
 ) -> CommentView:
-    raise NotImplementedError
+    """A review comment on the session, optionally anchored to a candidate or a message of it."""
+    from app.services import _convert as cv
+    from app.services.errors import InvalidInput, NotFound
+    from db import queries
+    from db.engine import unit_of_work
+    from db.errors import NotFound as RowNotFound
+
+    c = get_context(ctx)
+    if not text or not text.strip():
+        raise InvalidInput("A comment needs some text.", field="text")
+    with unit_of_work(c.engine) as s:
+        try:
+            queries.get_session(session_id, session=s)
+            if candidate_id is not None:
+                if queries.get_candidate(candidate_id, session=s).session_id != session_id:
+                    raise NotFound(f"candidate of session {session_id}:", candidate_id)
+            if message_id is not None:
+                if queries.get_message(message_id, session=s).session_id != session_id:
+                    raise NotFound(f"message of session {session_id}:", message_id)
+        except RowNotFound as exc:
+            raise NotFound(exc.what, exc.ident) from exc
+        row = queries.add_comment(
+            session=s,
+            session_id=session_id,
+            author=author or c.settings.author,
+            text=text.strip(),
+            candidate_id=candidate_id,
+            message_id=message_id,
+        )
+        return cv.comment_view(row)
 
 
 def list_comments(session_id: int, *, ctx: Context | None = None) -> list[CommentView]:
-    raise NotImplementedError
+    from app.services import _convert as cv
+    from db import queries
+    from db.engine import unit_of_work
+
+    c = get_context(ctx)
+    with unit_of_work(c.engine) as s:
+        return [cv.comment_view(r) for r in queries.list_comments(session_id, session=s)]

@@ -1,0 +1,176 @@
+"""perfloop without a browser.
+
+    python -m app run --code FILE --entry NAME --workload FILE [--tests FILE] [--model M]
+                      [--turns N] [--json]
+    python -m app export SESSION_ID --format md|html|json [--output FILE]
+
+``run`` creates a session, validates it and evaluates the baseline, then runs N chat turns that
+each ask the model to improve the best version so far; everything is stored in the configured
+database. With ``--json`` it prints one JSON object and nothing else on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+def _read(path: str, what: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SystemExit(f"perfloop: cannot read the {what} file {path!r}: {exc.strerror}") from exc
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m app", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run an automated chat-mode optimisation session")
+    run.add_argument("--code", required=True, help="the baseline module (a .py file)")
+    run.add_argument("--entry", required=True, help="the function to make faster")
+    run.add_argument("--workload", required=True, help="a .py file defining cases()")
+    run.add_argument("--tests", help="a .py file with pytest-style tests (optional)")
+    run.add_argument("--model", help="litellm model string (default: the local model)")
+    run.add_argument("--turns", type=int, default=3, help="chat turns (default 3)")
+    run.add_argument("--title", help="session title")
+    run.add_argument("--json", action="store_true", help="print one JSON object")
+    exp = sub.add_parser("export", help="export a stored session")
+    exp.add_argument("session_id", type=int)
+    exp.add_argument("--format", choices=("md", "html", "json"), default="md")
+    exp.add_argument("--output", "-o", help="write to this file instead of stdout")
+    return p
+
+
+def summary_of(view: Any, turns: int, notices: list[str]) -> dict[str, Any]:
+    f = view.figures
+    return {
+        "session_id": view.info.id,
+        "model": view.info.model,
+        "turns": turns,
+        "best_candidate_id": f.best_candidate_id,
+        "best_speedup": f.best_speedup,
+        "best_ci95": list(f.best_ci) if f.best_ci else None,
+        "candidates_tried": f.candidates_tried,
+        "candidates_correct": f.candidates_correct,
+        "candidates_faster": f.candidates_faster,
+        "llm_calls": f.llm_calls,
+        "prompt_tokens": f.prompt_tokens,
+        "completion_tokens": f.completion_tokens,
+        "tokens": f.tokens,
+        "cost": f.cost,
+        "eff_at_k": {str(k): v for k, v in f.eff_at_k.items()},
+        "wall_time_s": round(f.wall_time_s, 3),
+        "notices": notices,
+    }
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from app import services
+
+    quiet = args.json
+    err = sys.stderr
+
+    def say(text: str) -> None:
+        if not quiet:
+            print(text, file=err, flush=True)
+
+    def progress(stage: str, info: dict[str, Any]) -> None:
+        if not quiet and stage in ("validate", "llm", "timing", "done"):
+            target = f" candidate {info['candidate_id']}" if info.get("candidate_id") else ""
+            say(f"  [{stage}]{target}")
+
+    def token(text: str) -> None:
+        if not quiet:
+            err.write(text)
+            err.flush()
+
+    try:
+        view = services.create_session(
+            baseline_source=_read(args.code, "code"),
+            entry_point=args.entry,
+            workload_source=_read(args.workload, "workload"),
+            tests_source=_read(args.tests, "tests") if args.tests else None,
+            title=args.title,
+            model=args.model,
+            on_progress=progress,
+        )
+    except services.InvalidInput as exc:
+        sid = exc.stored.get("session_id")
+        print(f"perfloop: {exc}" + (f" (session {sid} is stored)" if sid else ""), file=err)
+        if quiet:
+            print(json.dumps({"session_id": sid, "error": str(exc)}))
+        return EXIT_USAGE
+    except services.ServiceError as exc:
+        print(f"perfloop: {exc}", file=err)
+        return EXIT_ERROR
+    sid = view.info.id
+    say(f"session {sid}: baseline evaluated; {args.turns} turn(s) with {view.info.model}")
+    notices: list[str] = []
+    done = 0
+    for turn in range(1, max(0, args.turns) + 1):
+        say(f"\n--- turn {turn} ---")
+        try:
+            result = services.run_turn(sid, on_token=token, on_progress=progress)
+        except services.ModelError as exc:
+            notices.append(f"turn {turn}: {exc}")
+            print(f"\nperfloop: {exc}", file=err)
+            if not exc.retryable:
+                break
+            continue
+        except services.ServiceError as exc:
+            notices.append(f"turn {turn}: {exc}")
+            print(f"\nperfloop: {exc}", file=err)
+            break
+        done += 1
+        if result.notice and not result.candidates:
+            notices.append(f"turn {turn}: {result.notice}")
+        say("")
+        for c in result.candidates:
+            ev = c.evaluation
+            verdict = (
+                "not evaluated"
+                if ev is None
+                else (f"{ev.status}, correct={ev.correct}, speedup={ev.speedup}, {ev.verdict}")
+            )
+            say(f"  candidate {c.id}: {verdict}")
+        if result.notice:
+            say(f"  note: {result.notice}")
+    out = summary_of(services.get_session(sid), done, notices)
+    if quiet:
+        print(json.dumps(out))
+    else:
+        say("")
+        for k, v in out.items():
+            print(f"{k}: {v}")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from app import services
+
+    try:
+        text = services.export_session(args.session_id, args.format)
+    except services.ServiceError as exc:
+        print(f"perfloop: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "run":
+        return cmd_run(args)
+    return cmd_export(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

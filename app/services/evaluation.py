@@ -1,0 +1,224 @@
+"""Running the sandbox for a candidate and storing its verdict. The sandbox call runs on the
+context's bounded pool; the rows are written in short units of work before and after, so a
+long evaluation never holds a database transaction open."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from app.services.context import Context
+from app.services.errors import SandboxFailed
+from db import queries
+from db.engine import unit_of_work
+from db.models import Evaluation, TestCase, utcnow
+
+ProgressFn = Callable[[str, dict[str, Any]], None]
+
+MAX_MISMATCHES = 5
+EXCERPT = 4000
+
+
+def trusted_tests(tests: list[TestCase]) -> str | None:
+    """The test source a candidate is judged by: the person's tests and the tests a person
+    accepted or corrected in ConAIR (unvalidated and rejected LLM tests are not used here)."""
+    parts = []
+    for t in tests:
+        if t.validation == "rejected":
+            continue
+        if t.origin == "llm" and t.validation == "unvalidated":
+            continue
+        parts.append((t.corrected_source or t.source).strip())
+    return "\n\n\n".join(parts) + "\n" if parts else None
+
+
+def run_sandbox(
+    ctx: Context,
+    *,
+    baseline: str,
+    entry: str,
+    workload: str,
+    candidate: str | None,
+    tests: str | None,
+    on_progress: ProgressFn | None = None,
+    progress_info: dict[str, Any] | None = None,
+    timing: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``sandbox.evaluate`` with the context's backend, limits and timing options. A sandbox
+    usage error (backend unavailable, malformed task) becomes ``SandboxFailed``."""
+    import sandbox
+    from sandbox.errors import SandboxError
+
+    task: dict[str, Any] = {"baseline": baseline, "entry": entry, "workload": workload}
+    if candidate is not None:
+        task["candidate"] = candidate
+    else:
+        task["mode"] = "baseline"
+    if tests:
+        task["tests"] = tests
+    if timing is not None or ctx.sandbox_timing:
+        task["timing"] = dict(timing if timing is not None else ctx.sandbox_timing or {})
+    extra = dict(progress_info or {})
+
+    def progress(stage: str, info: dict[str, Any] | None = None) -> None:
+        if on_progress is not None:
+            on_progress(stage, {**(info or {}), **extra})
+
+    try:
+        return sandbox.evaluate(
+            task,
+            backend=ctx.sandbox_backend,
+            limits=ctx.sandbox_limits,
+            allow_process=ctx.allow_process,
+            progress=progress,
+        )
+    except SandboxError as exc:
+        raise SandboxFailed(f"the sandbox could not run the evaluation: {exc}") from exc
+
+
+def error_text(verdict: dict[str, Any]) -> str | None:
+    """The verdict's error as one line of text (it may be a string or {stage, type, message})."""
+    err = verdict.get("error") or verdict.get("message")
+    if not err:
+        return None
+    if isinstance(err, dict):
+        kind = err.get("type") or ""
+        msg = err.get("message") or ""
+        stage = err.get("stage")
+        text = f"{kind}: {msg}" if kind else str(msg)
+        return f"{stage}: {text}" if stage else text
+    return str(err)
+
+
+def apply_verdict(row: Evaluation, verdict: dict[str, Any]) -> None:
+    tests = verdict.get("tests") or {}
+    ci = verdict.get("ci95") or [None, None]
+    row.status = str(verdict.get("status") or "error")
+    row.correct = verdict.get("correct")
+    row.tests_passed = tests.get("passed")
+    row.tests_failed = tests.get("failed")
+    row.equivalent = verdict.get("equivalent")
+    row.mismatches = list(verdict.get("mismatches") or [])[:MAX_MISMATCHES]
+    row.timing = {k: verdict.get(k) for k in ("baseline", "candidate") if k in verdict}
+    row.speedup = verdict.get("speedup")
+    row.ci_low, row.ci_high = (ci[0], ci[1]) if len(ci) == 2 else (None, None)
+    verdict_value = verdict.get("verdict")
+    row.verdict = (
+        verdict_value if verdict_value in ("faster", "slower", "not significant") else None
+    )
+    row.peak_memory_bytes = verdict.get("peak_memory_bytes")
+    row.line_profile = list(verdict.get("line_profile") or [])
+    output = verdict.get("output") or {}
+    row.stdout_excerpt = str(output.get("stdout") or verdict.get("stdout") or "")[:EXCERPT]
+    row.stderr_excerpt = str(output.get("stderr") or verdict.get("stderr") or "")[:EXCERPT]
+    row.error = error_text(verdict)
+    row.result = verdict
+    row.finished_at = utcnow()
+
+
+def evaluate_now(
+    candidate_id: int,
+    ctx: Context,
+    *,
+    on_progress: ProgressFn | None = None,
+    baseline_mode: bool = False,
+    tests_override: str | None = None,
+) -> tuple[int, dict[str, Any]]:
+    """Evaluate in the calling thread; returns (evaluation id, verdict). A sandbox failure is
+    stored as status ``error`` and re-raised as ``SandboxFailed``."""
+    with unit_of_work(ctx.engine) as s:
+        cand = queries.get_candidate(candidate_id, session=s)
+        sess = queries.get_session(cand.session_id, session=s)
+        tests = (
+            tests_override
+            if tests_override is not None
+            else trusted_tests(queries.list_test_cases(sess.id, session=s))
+        )
+        task = {
+            "baseline": sess.baseline_source,
+            "entry": sess.entry_point,
+            "workload": sess.workload_source,
+            "candidate": None if baseline_mode else cand.source,
+            "tests": tests,
+        }
+        row = queries.add_evaluation(
+            session=s,
+            candidate_id=candidate_id,
+            backend=ctx.sandbox_backend or "default",
+            status="running",
+        )
+        evaluation_id = row.id
+    try:
+        verdict = run_sandbox(
+            ctx, on_progress=on_progress, progress_info={"candidate_id": candidate_id}, **task
+        )
+    except BaseException as exc:
+        with unit_of_work(ctx.engine) as s:
+            row = queries.get_evaluation(evaluation_id, session=s)
+            row.status = "error"
+            row.error = str(exc) or type(exc).__name__
+            row.finished_at = utcnow()
+        if isinstance(exc, SandboxFailed) or not isinstance(exc, Exception):
+            raise
+        raise SandboxFailed(f"the evaluation failed: {type(exc).__name__}: {exc}") from exc
+    with unit_of_work(ctx.engine) as s:
+        row = queries.get_evaluation(evaluation_id, session=s)
+        apply_verdict(row, verdict)
+        if verdict.get("backend"):
+            row.backend = str(verdict["backend"])[:16]
+        queries.touch_session(row.candidate.session_id, session=s)
+    return evaluation_id, verdict
+
+
+#: Timing for runs whose point is the tests' outcomes (the ConAIR matrix), not the speedup.
+MATRIX_TIMING = {"budget_s": 0.5, "min_rounds": 2, "max_rounds": 2, "pairs_per_round": 1}
+
+
+def run_tests_only(
+    ctx: Context,
+    candidate_source: str | None,
+    tests: str,
+    *,
+    baseline: str,
+    entry: str,
+    workload: str,
+    on_progress: ProgressFn | None = None,
+    progress_info: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A sandbox run for test outcomes only (minimal timing, nothing stored)."""
+    return run_sandbox(
+        ctx,
+        baseline=baseline,
+        entry=entry,
+        workload=workload,
+        candidate=candidate_source,
+        tests=tests,
+        on_progress=on_progress,
+        progress_info=progress_info,
+        timing=MATRIX_TIMING,
+    )
+
+
+def evaluate_on_pool(
+    candidate_ids: list[int],
+    ctx: Context,
+    *,
+    on_progress: ProgressFn | None = None,
+    tests_override: str | None = None,
+) -> dict[int, tuple[int | None, dict[str, Any] | None, str | None]]:
+    """Evaluate several candidates concurrently on the bounded pool; per candidate
+    (evaluation id, verdict, error message). The caller's thread only waits."""
+    futures = {
+        cid: ctx.pool.submit(
+            evaluate_now, cid, ctx, on_progress=on_progress, tests_override=tests_override
+        )
+        for cid in candidate_ids
+    }
+    out: dict[int, tuple[int | None, dict[str, Any] | None, str | None]] = {}
+    for cid, fut in futures.items():
+        try:
+            eid, verdict = fut.result()
+            out[cid] = (eid, verdict, None)
+        except SandboxFailed as exc:
+            out[cid] = (None, None, str(exc))
+    return out
