@@ -3,7 +3,10 @@ default ``Context``; remote LLM calls are answered by litellm's ``mock_response`
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -41,21 +44,28 @@ def ui_context(sqlite_engine, monkeypatch) -> Iterator:  # noqa: ANN001
         ctx.close()
 
 
+def _open_page(page: str, **query: str) -> AppTest:
+    """Open ``pages/<page>.py`` from the entry point, with optional URL query parameters."""
+    at = AppTest.from_file(MAIN, default_timeout=60)
+    at.query_params.update(query)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.switch_page(str(ROOT / "pages" / f"{page}.py"))
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
 @pytest.fixture
-def app_at(ui_context) -> Callable[[str], AppTest]:  # noqa: ANN001
-    """Open a page from the entry point: ``at = app_at("optimize")``."""
+def app_at(ui_context) -> Callable[..., AppTest]:  # noqa: ANN001
+    """Open a page on an empty database: ``at = app_at("optimize")``."""
+    return _open_page
 
-    def open_page(page: str, **query: str) -> AppTest:
-        at = AppTest.from_file(MAIN, default_timeout=60)
-        at.query_params.update(query)
-        at.run()
-        assert not at.exception, [e.value for e in at.exception]
-        at.switch_page(str(ROOT / "pages" / f"{page}.py"))
-        at.run()
-        assert not at.exception, [e.value for e in at.exception]
-        return at
 
-    return open_page
+@pytest.fixture
+def seeded_at(seeded) -> Callable[..., AppTest]:  # noqa: ANN001
+    """Open a page on a copy of the seeded database (see ``seeded``)."""
+    return _open_page
 
 
 def wait_for_jobs(timeout: float = 240.0) -> list:
@@ -85,3 +95,108 @@ def texts(at: AppTest) -> str:
     for kind in (at.error, at.warning, at.info, at.success):
         parts += [e.value for e in kind]
     return "\n".join(parts)
+
+
+@dataclass(frozen=True)
+class Seeded:
+    ctx: object
+    session_id: int
+    assistant_message_id: int
+    baseline_id: int
+    candidate_id: int
+
+
+def _seed(path: Path) -> dict[str, int]:
+    """One session the way the app makes it: baseline validated and timed in the real sandbox,
+    a chat turn answered by the mock provider (its candidate not evaluated, to stay quick),
+    and a routing trace on the reply stored through the services' own encoder."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from app import services
+    from app.config import Settings
+    from app.llm.types import ChatResult, RoutingEvent, RoutingInfo
+    from app.services.routing import store_trace
+    from app.ui import examples
+    from db.engine import make_engine, unit_of_work
+    from tests.conftest import alembic_config
+
+    url = f"sqlite:///{path}"
+    command.upgrade(alembic_config(url), "head")
+    engine = make_engine(url)
+    ctx = services.Context.from_settings(
+        Settings(database_url=url), engine=engine, llm_options={"mock_response": MOCK_REPLY}
+    )
+    view = services.create_session(
+        baseline_source=examples.BASELINE,
+        entry_point=examples.ENTRY,
+        workload_source=examples.WORKLOAD,
+        tests_source=examples.TESTS,
+        title="Seeded session",
+        author="ada",
+        tags=["demo"],
+        ctx=ctx,
+    )
+    sid = view.info.id
+    turn = services.run_turn(sid, "Use a generator", model=MOCK_MODEL, evaluate=False, ctx=ctx)
+    tokens = ["def", " f", "(", "x", "):", " return", " x"]
+    events = [
+        RoutingEvent(
+            index=i,
+            token=tok,
+            token_id=i,
+            experts=[[i % 4, (i + 1) % 4], [(i + 2) % 4, 3 - i % 4 if i % 4 != 1 else 0]],
+            weights=[[0.6, 0.4], [0.7, 0.3]],
+        )
+        for i, tok in enumerate(tokens)
+    ]
+    info = RoutingInfo(model="perfloop-moe/tiny", layer_count=2, expert_count=4, top_k=2,
+                       moefied=True, description="test trace")  # fmt: skip
+    result = ChatResult(text="", model=info.model, prompt_tokens=0, completion_tokens=7, cost=0.0,
+                        latency_s=0.1, first_token_s=0.01, finish_reason="stop", routing=events,
+                        routing_info=info)  # fmt: skip
+    with unit_of_work(engine) as s:
+        store_trace(s, turn.assistant_message_id, result)
+    with engine.connect() as conn:
+        conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+    ctx.close()
+    engine.dispose()
+    return {
+        "session_id": sid,
+        "assistant_message_id": turn.assistant_message_id,
+        "baseline_id": view.baseline.id,
+        "candidate_id": turn.candidates[0].id,
+    }
+
+
+@pytest.fixture(scope="session")
+def seeded_template(tmp_path_factory) -> tuple[Path, dict[str, int]]:  # noqa: ANN001
+    path = tmp_path_factory.mktemp("seed") / "perfloop.db"
+    return path, _seed(path)
+
+
+@pytest.fixture
+def seeded(seeded_template, tmp_path) -> Iterator[Seeded]:  # noqa: ANN001
+    """A private copy of the seeded database as the services' default context."""
+    from app import services
+    from app.config import Settings
+    from db.engine import make_engine
+
+    template, ids = seeded_template
+    path = tmp_path / "perfloop.db"
+    shutil.copyfile(template, path)
+    url = f"sqlite:///{path}"
+    engine = make_engine(url)
+    ctx = services.Context.from_settings(
+        Settings(database_url=url, default_model=MOCK_MODEL),
+        engine=engine,
+        model=MOCK_MODEL,
+        llm_options={"mock_response": MOCK_REPLY},
+    )
+    services.set_default_context(ctx)
+    try:
+        yield Seeded(ctx=ctx, **ids)
+    finally:
+        services.set_default_context(None)
+        ctx.close()
+        engine.dispose()
