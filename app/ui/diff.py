@@ -30,10 +30,14 @@ def side_by_side_html(
     longer than ``2 * context`` folded into one "⋯ n unchanged lines" row."""
     a, b = old.splitlines(), new.splitlines()
     rows: list[str] = []
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+    opcodes = difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
+    for index, (tag, i1, i2, j1, j2) in enumerate(opcodes):
         if tag == "equal":
             n = i2 - i1
-            keep = range(n) if n <= 2 * context else [*range(context), *range(n - context, n)]
+            # context after the previous change and before the next one, none at the ends
+            head = range(context) if index > 0 else range(0)
+            tail = range(n - context, n) if index < len(opcodes) - 1 else range(0)
+            keep = range(n) if n <= len(head) + len(tail) else sorted({*head, *tail})
             previous = -1
             for k in keep:
                 if k != previous + 1:
@@ -44,6 +48,11 @@ def side_by_side_html(
                     )
                 rows.append(_row(str(i1 + k + 1), a[i1 + k], str(j1 + k + 1), b[j1 + k], "", ""))
                 previous = k
+            if previous < n - 1:
+                rows.append(
+                    f'<tr><td colspan="4" style="{_NUM}text-align:center">'
+                    f"⋯ {n - 1 - previous} unchanged lines</td></tr>"
+                )
             continue
         left, right = a[i1:i2], b[j1:j2]
         for k in range(max(len(left), len(right))):

@@ -1,0 +1,133 @@
+"""The pure parts of the shared widgets: error messages, job progress steps, the diff, the
+verdict words, line highlighting, visibility, the classroom's growing series."""
+
+from __future__ import annotations
+
+import pytest
+
+from app import services
+from app.services import ui_support
+from app.ui.diff import side_by_side_html
+from app.ui.errors import message_for, message_for_job
+from app.ui.jobs import progress_steps
+from app.ui.modes import highlighted_html
+from app.ui.verdict import verdict_badge, verdict_parts
+from tests.ui.factories import NOW, candidate, evaluation
+
+
+def test_service_errors_read_as_they_are_and_point_at_what_was_kept() -> None:
+    exc = services.CodeDoesNotParse("the code does not parse: line 1", stored={"session_id": 7})
+    msg = message_for(exc)
+    assert msg.text == "the code does not parse: line 1"
+    assert "session #7" in msg.hint
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        ("llm", "The language model call failed while chatting: no key"),
+        ("moe", "The local model failed while chatting"),
+        ("db", "The database could not be reached while chatting"),
+        ("todo", "This part of perfloop is not available yet while chatting"),
+        ("other", "Something went wrong while chatting: KeyError"),
+    ],
+)
+def test_every_error_kind_becomes_one_sentence(exc: str, expected: str) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from app.llm.errors import AuthError
+    from app.moe.errors import EngineUnavailable
+
+    error = {
+        "llm": AuthError("no key"),
+        "moe": EngineUnavailable("model file missing"),
+        "db": OperationalError("SELECT 1", {}, Exception("database is locked")),
+        "todo": NotImplementedError(),
+        "other": KeyError("x"),
+    }[exc]
+    msg = message_for(error, doing="chatting")
+    assert msg.text.startswith(expected)
+    assert "Traceback" not in msg.text
+
+
+def test_job_errors_keep_service_messages_and_wrap_the_rest() -> None:
+    assert message_for_job("no code in the reply", "NoCodeInReply").text == "no code in the reply"
+    wrapped = message_for_job("boom\nmore", "RuntimeError", doing="turn")
+    assert wrapped.text == "Something went wrong while turn: RuntimeError: boom"
+
+
+def test_progress_steps_show_done_running_and_the_sandbox_steps_to_come() -> None:
+    progress = [("prompt", {}), ("llm", {}), ("tests", {"candidate_id": 3})]
+    steps = progress_steps(progress, finished=False)
+    assert steps == [
+        ("building the prompt", "done"),
+        ("the model is writing", "done"),
+        ("candidate #3: running the tests", "running"),
+        ("candidate #3: comparing outputs with the baseline", "todo"),
+        ("candidate #3: timing", "todo"),
+        ("candidate #3: line profiling", "todo"),
+    ]
+    finished = progress_steps(progress + [("done", {})], finished=True)
+    assert all(state == "done" for _, state in finished)
+
+
+def test_side_by_side_diff_tints_changes_and_folds_unchanged_runs() -> None:
+    old = "\n".join(f"line {i}" for i in range(20)) + "\nold <tail>"
+    new = "\n".join(f"line {i}" for i in range(20)) + "\nnew <tail>"
+    page = side_by_side_html(old, new)
+    assert "⋯ 17 unchanged lines" in page  # 20 equal lines before the change: 3 kept
+    middle = side_by_side_html("x\n" + old, "y\n" + new)
+    assert "⋯ 14 unchanged lines" in middle  # between two changes: 3 kept on each side
+    assert "⋯ 3 unchanged lines" in side_by_side_html("a\n1\n2\n3\n4\n5\n6", "b\n1\n2\n3\n4\n5\n6")
+    assert "old &lt;tail&gt;" in page and "new &lt;tail&gt;" in page  # escaped
+    assert page.count("#FBE3C8") == 1 and page.count("#D4E9F7") == 1
+
+
+def test_verdict_words() -> None:
+    ok = evaluation(1)
+    assert verdict_parts(ok) == ["tests 3/3 ✅", "equivalent ✅", "2.00× [1.90–2.10]", "faster"]
+    assert verdict_badge(ok) == "🚀"
+    wrong = evaluation(2, correct=False, tests_failed=1, equivalent=False, verdict=None)
+    assert verdict_parts(wrong)[:2] == ["tests 3/4 ❌", "different outputs ❌"]
+    assert verdict_badge(wrong) == "❌"
+    assert verdict_parts(None) == ["not evaluated yet"]
+    assert verdict_parts(evaluation(3, status="running")) == ["being evaluated …"]
+
+
+def test_highlighted_lines() -> None:
+    page = highlighted_html("a\nb\nc\nd", [(2, 3)])
+    assert page.count("background:#FFF3B0") == 2
+
+
+def test_private_sessions_only_for_their_author() -> None:
+    from app.services.views import SessionInfo
+
+    info = SessionInfo(1, "t", "ada", NOW, NOW, "private", "chat", None, "f", "", "", [], "")
+    assert ui_support.can_view(info, "ada") and not ui_support.can_view(info, "bob")
+
+
+def test_classroom_series_grows_with_the_steps() -> None:
+    from app.services.views import ReplayStep
+
+    base = candidate(1, origin="baseline", iteration=0, evaluation=None)
+    new = candidate(2, parent=1, iteration=1, evaluation=None)
+    steps = [
+        ReplayStep(0, "candidate", NOW, candidate=base),
+        ReplayStep(1, "evaluation", NOW, evaluation=evaluation(1, speedup=None)),
+        ReplayStep(2, "candidate", NOW, candidate=new),
+        ReplayStep(3, "evaluation", NOW, evaluation=evaluation(2)),
+    ]
+    assert ui_support.series_until(steps, 0) == []
+    assert [p.candidate_id for p in ui_support.series_until(steps, 2)] == [1]
+    assert [p.iteration for p in ui_support.series_until(steps, 3)] == [0, 1]
+
+
+def test_start_background_passes_only_the_callbacks_a_function_takes() -> None:
+    def takes_progress(x: int, *, on_progress=None) -> int:  # noqa: ANN001
+        on_progress("step", {})
+        return x + 1
+
+    job = ui_support.start_background("t", takes_progress, 1)
+    assert job.wait(10)
+    snap = job.snapshot()
+    assert snap.result == 2 and snap.progress == [("step", {})]
