@@ -8,6 +8,7 @@ harness changes need no rebuild. The supervisor is the container's PID 1.
 
 from __future__ import annotations
 
+import struct
 import threading
 import time
 from pathlib import Path
@@ -34,6 +35,20 @@ TASK_MOUNT = "/opt/perfloop/task"
 MEMORY_SLACK = 512 * 1024**2
 
 
+_CLIENTS: dict[str, object] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def _client(base_url: str):  # noqa: ANN202
+    """One client (one connection pool) per engine for the whole process."""
+    with _CLIENTS_LOCK:
+        if base_url not in _CLIENTS:
+            import docker
+
+            _CLIENTS[base_url] = docker.DockerClient(base_url=base_url, timeout=60)
+        return _CLIENTS[base_url]
+
+
 class DockerBackend(Backend):
     name = "docker"
 
@@ -41,14 +56,9 @@ class DockerBackend(Backend):
         self.base_url = base_url
         self.image = image
         self.cpus = cpus
-        self._client = None
 
     def client(self):  # noqa: ANN201
-        if self._client is None:
-            import docker
-
-            self._client = docker.DockerClient(base_url=self.base_url, timeout=60)
-        return self._client
+        return _client(self.base_url)
 
     def unavailable_reason(self) -> str | None:
         try:
@@ -76,9 +86,11 @@ class DockerBackend(Backend):
                       work_dir="/scratch", pid_namespace=True)
 
     def run(self, task_dir: Path, limits: Limits, on_event: OnEvent) -> SandboxRun:
+        import docker
         from docker.types import Ulimit
 
-        client = self.client()
+        # A client of its own, closed at the end: the attach stream's socket goes with it.
+        client = docker.DockerClient(base_url=self.base_url, timeout=60)
         result = SandboxRun()
         start = time.monotonic()
         memory = 2 * limits.memory_bytes + MEMORY_SLACK
@@ -111,12 +123,15 @@ class DockerBackend(Backend):
             tty=False,
         )
         timer = threading.Timer(limits.wall_s + GRACE_S, self._kill, (container, result))
+        stream = sock = None
         try:
-            stream = container.attach(stdout=True, stderr=True, stream=True, logs=True,
-                                      demux=True)
+            stream = client.api.attach_socket(
+                container.id, params={"stdout": 1, "stderr": 1, "stream": 1, "logs": 1})
+            sock = getattr(stream, "_sock", stream)
+            sock.settimeout(None)  # the wall-clock timer ends the stream, not the socket
             container.start()
             timer.start()
-            self._pump(stream, limits, on_event, result)
+            self._pump(sock, limits, on_event, result)
             try:
                 result.exit_code = container.wait(timeout=10).get("StatusCode")
             except Exception:  # noqa: BLE001 - a container that does not stop is killed below
@@ -126,25 +141,42 @@ class DockerBackend(Backend):
                 result.notes.append("the container was killed for exceeding its memory limit")
         finally:
             timer.cancel()
+            if sock is not None:
+                sock.close()
+            if stream is not None:
+                stream.close()
             try:
                 container.remove(force=True)
             except Exception:  # noqa: BLE001 - already gone
                 pass
+            client.close()
         result.duration_s = time.monotonic() - start
         return result
 
-    def _pump(self, stream, limits: Limits, on_event: OnEvent,  # noqa: ANN001
+    def _pump(self, sock, limits: Limits, on_event: OnEvent,  # noqa: ANN001
               result: SandboxRun) -> None:
+        """Demultiplex the attach stream: frames of (stream id, 3 zero bytes, length)."""
         reader = EventReader(on_event, EVENT_BYTES + limits.max_output_bytes)
         stderr = bytearray()
-        for out, err in stream:
-            if out and not reader.feed(out):
-                result.output_exceeded = True
+        buffer = bytearray()
+        while True:
+            data = sock.recv(1 << 16)
+            if not data:
                 break
-            if err:
-                stderr += err
-                del stderr[:-STDERR_TAIL]
-        result.stderr = stderr.decode("utf-8", errors="replace")
+            buffer += data
+            while len(buffer) >= 8:
+                kind, size = buffer[0], struct.unpack(">I", buffer[4:8])[0]
+                if len(buffer) < 8 + size:
+                    break
+                payload = bytes(buffer[8 : 8 + size])
+                del buffer[: 8 + size]
+                if kind == 1 and not reader.feed(payload):
+                    result.output_exceeded = True
+                    return
+                if kind == 2:
+                    stderr += payload
+                    del stderr[:-STDERR_TAIL]
+                    result.stderr = stderr.decode("utf-8", errors="replace")
 
     @staticmethod
     def _kill(container, result: SandboxRun) -> None:  # noqa: ANN001

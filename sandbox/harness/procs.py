@@ -125,6 +125,10 @@ class WorkerProcess:
                         self.kill()
                         raise Stop("output_limit", f"{what} produced a result too large to "
                                    "transfer", self.role) from None
+                    except ValueError:  # several writers on one pipe: forked copies of it
+                        self.kill()
+                        raise Stop("tampered", f"{what}: garbled replies on the worker's pipe "
+                                   "(did the code fork?)", self.role) from None
                     if frames:
                         reply = frames[0]
                         if "tampered" in reply:

@@ -62,6 +62,18 @@ def ratios_by_round(rounds: list[list[dict]], clock: str) -> list[list[float]]:
 
 
 def measure(sup, roles: list[str], opts: dict) -> dict:  # noqa: ANN001
+    try:
+        return _measure(sup, roles, opts)
+    except Stop as stop:
+        if stop.role == "baseline" and stop.status == "crashed" and len(roles) == 2:
+            # The baseline already ran cleanly in the equivalence stage; dying now, beside the
+            # candidate's process, means it was killed (same uid: the candidate can signal it).
+            raise Stop("tampered", f"{stop.message}; the baseline's process was killed while "
+                       "the candidate's was running", "candidate") from None
+        raise
+
+
+def _measure(sup, roles: list[str], opts: dict) -> dict:  # noqa: ANN001
     start = time.monotonic()
     budget_end = min(start + float(opts["budget_s"]), sup.deadline - 1.0)
     seed = opts.get("seed")

@@ -27,7 +27,7 @@ import sys
 
 REL_TOL = 1e-9
 ABS_TOL = 1e-12
-DEFAULT_BUDGET = 2_000_000  # elements (str/bytes count len/64)
+DEFAULT_BUDGET = 2_000_000  # elements (a str/bytes counts len/8: at most 16 MB of text)
 
 
 class _Budget:
@@ -89,11 +89,11 @@ def _encode(v: object, b: _Budget, path: set, depth: int) -> list:
     if isinstance(v, complex):
         return ["complex", v.real, v.imag]
     if isinstance(v, str):
-        if not b.take(len(v) // 64):
+        if not b.take(len(v) // 8):
             raise _TooLarge
         return ["str", str(v)]
     if isinstance(v, bytes | bytearray):
-        if not b.take(len(v) // 64):
+        if not b.take(len(v) // 8):
             raise _TooLarge
         return ["bytes", bytes(v).hex()]
     np = sys.modules.get("numpy")

@@ -114,6 +114,7 @@ def _containers_of(module) -> dict[str, int]:  # noqa: ANN001
 class Worker:
     def __init__(self, config: dict) -> None:
         self.config = config
+        self.pid = os.getpid()
         self.integrity = Integrity()
         self.module = None
         self.entry = None
@@ -137,6 +138,8 @@ class Worker:
                 reply = handler(message)
             except Tampered as exc:
                 reply = {"tampered": str(exc)}
+            if os.getpid() != self.pid:  # a fork of the code under test must not answer
+                os._exit(0)
             protocol.send(self.config["resp_fd"], reply)
         sys.stdout.flush()
         sys.stderr.flush()
