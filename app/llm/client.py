@@ -228,10 +228,14 @@ def stream_chat(
         except Exception as exc:
             if sink.error is not None:
                 raise sink.error from None
-            err = translate(exc, model)
+            # litellm wraps an error inside a stream; the cause is what the person needs.
+            cause = getattr(exc, "original_exception", None)
+            err = translate(cause if isinstance(cause, Exception) else exc, model)
             if pieces:
+                detail = err.message.removeprefix(f"{model}: ")
                 raise E.StreamInterrupted(
-                    f"{model}: the reply broke off after {len(pieces)} pieces — {err.message}",
+                    f"{model}: the reply broke off after {sum(map(len, pieces))} characters — "
+                    f"{detail}",
                     partial_text="".join(pieces),
                     model=model,
                     original=exc,
