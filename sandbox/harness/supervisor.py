@@ -55,11 +55,11 @@ class Supervisor:
 
     # -- workers --------------------------------------------------------------------------------
 
-    def spawn(self, role: str) -> WorkerProcess:
+    def spawn(self, role: str, quiet: bool = False) -> WorkerProcess:
         paths = self.job["paths"]
         config = {"role": role, "code_dir": paths[role], "workload_path": paths["workload"],
                   "entry": self.job["entry"]}
-        worker = WorkerProcess(role, config, self.job, self.output)
+        worker = WorkerProcess(role, config, self.job, self.output, quiet)
         self.workers.add(worker)
         return worker
 
@@ -84,8 +84,11 @@ class Supervisor:
                 raise Stop("tampered", f"{what}: left {len(strays)} process(es) running after "
                            "returning (daemonized or forked)", worker.role)
 
-    def load(self, role: str) -> tuple[WorkerProcess, dict]:
-        worker = self.spawn(role)
+    def load(self, role: str, quiet: bool = False) -> tuple[WorkerProcess, dict]:
+        """A fresh worker with the code imported. ``quiet``: its output goes to /dev/null
+        (timing and profiling repeat the calls thousands of times; the tests and the
+        equivalence stage, which run first, already capped and showed what it prints)."""
+        worker = self.spawn(role, quiet)
         reply = worker.request({"cmd": "load"}, self.deadline, f"importing the {role}")
         worker.threads = worker.native_threads()
         self.check_processes(worker, f"importing the {role}")
@@ -168,7 +171,7 @@ class Supervisor:
         self.stage("timing", measure(self, roles, self.job["timing"]))
 
     def run_profile(self) -> None:
-        worker, _ = self.load(self.subject)
+        worker, _ = self.load(self.subject, quiet=True)
         min_s = float(self.job["timing"].get("profile_min_s", 0.0))
         reply = self.ask(worker, {"cmd": "profile", "min_s": min_s},
                          f"profiling the {self.subject}")

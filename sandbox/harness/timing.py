@@ -89,7 +89,7 @@ def _measure(sup, roles: list[str], opts: dict) -> dict:  # noqa: ANN001
         workers = {}
         try:
             for role in roles:
-                workers[role], loaded = sup.load(role)
+                workers[role], loaded = sup.load(role, quiet=True)
                 n_cases = loaded["n_cases"]
             for role in roles:
                 what = f"timing the {role}"

@@ -61,8 +61,10 @@ class Integrity:
     def __init__(self) -> None:
         self.builtins = dict(vars(builtins))
         self.attrs = {(m, n): getattr(m, n) for m, names in self.WATCHED.items() for n in names}
-        self.harness = {k: v for k, v in globals().items() if callable(v)}
-        self.values = dict(vars(values))
+        self.harness = {(m.__name__, k): v for m in (sys.modules[__name__], values, protocol)
+                        for k, v in vars(m).items() if callable(v)}
+        self.classes = {(c.__name__, k): v for c in (Worker, Integrity, Raised)
+                        for k, v in vars(c).items()}
 
     def problems(self) -> list[str]:
         found = []
@@ -74,12 +76,12 @@ class Integrity:
         for (module, name), obj in self.attrs.items():
             if getattr(module, name, None) is not obj:
                 found.append(f"patched {module.__name__}.{name}")
-        for name, obj in self.harness.items():
-            if globals().get(name) is not obj:
-                found.append(f"patched the sandbox harness ({name})")
-        for name, obj in self.values.items():
-            if vars(values).get(name) is not obj:
-                found.append(f"patched the sandbox harness (values.{name})")
+        for (module, name), obj in self.harness.items():
+            if vars(sys.modules[module]).get(name) is not obj:
+                found.append(f"patched the sandbox harness ({module.rsplit('.', 1)[-1]}.{name})")
+        for (cls, name), obj in self.classes.items():
+            if vars(globals()[cls]).get(name) is not obj:
+                found.append(f"patched the sandbox harness ({cls}.{name})")
         return found
 
 
