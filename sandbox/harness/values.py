@@ -189,6 +189,10 @@ def difference(expected: list, got: list, where: str = "") -> str | None:
     if ek == "toolarge" or gk == "toolarge":
         return f"{where or 'value'} is too large to compare"
     if ek != gk:
+        if gk == "exception":
+            return f"raised {got[1]}, expected {_kind(expected)}"
+        if ek == "exception":
+            return f"returned {_kind(got)}, expected it to raise {expected[1]}"
         return f"{where or 'value'} is {_kind(got)}, expected {_kind(expected)}"
     if ek in ("none", "cycle"):
         return None
@@ -235,9 +239,8 @@ def difference(expected: list, got: list, where: str = "") -> str | None:
 
 
 def _kind(node: list) -> str:
-    if node[0] in ("dataclass", "object", "repr", "exception"):
-        return f"a raised {node[1]}" if node[0] == "exception" else f"a {node[1]}"
-    return f"a {node[0]}"
+    name = node[1] if node[0] in ("dataclass", "object", "repr") else node[0]
+    return f"{'an' if name[:1] in 'aeiou' else 'a'} {name}"
 
 
 def _array_difference(e: list, g: list, where: str) -> str | None:

@@ -22,10 +22,21 @@ DOCKER_SOCKET = Path("/var/run/docker.sock")
 DOCKERD_LOG = Path("/tmp/perfloop-test-dockerd.log")
 
 #: Small budgets: the hostile tests are about statuses, not precise timing.
-QUICK_TIMING = {"budget_s": 0.2, "min_rounds": 2, "max_rounds": 2, "pairs_per_round": 2,
-                "min_sample_s": 0.005}
-QUICK_LIMITS = {"wall_s": 20, "cpu_s": 10, "memory_bytes": 1024**3, "max_processes": 48,
-                "max_output_bytes": 256 * 1024, "disk_bytes": 16 * 1024**2}
+QUICK_TIMING = {
+    "budget_s": 0.2,
+    "min_rounds": 2,
+    "max_rounds": 2,
+    "pairs_per_round": 2,
+    "min_sample_s": 0.005,
+}
+QUICK_LIMITS = {
+    "wall_s": 20,
+    "cpu_s": 10,
+    "memory_bytes": 1024**3,
+    "max_processes": 48,
+    "max_output_bytes": 256 * 1024,
+    "disk_bytes": 16 * 1024**2,
+}
 
 BASELINE = "def f(n):\n    return sum(range(n))\n"
 WORKLOAD = "def cases():\n    return [(10,), (1000,)]\n"
@@ -49,8 +60,12 @@ def docker_engine() -> Iterator[None]:
         if shutil.which("dockerd") is None:
             pytest.fail("dockerd is not installed (make test installs docker.io)", pytrace=False)
         log = DOCKERD_LOG.open("ab")
-        proc = subprocess.Popen(["dockerd", "--iptables=false", "--bridge=none"],
-                                stdout=log, stderr=log, start_new_session=True)
+        proc = subprocess.Popen(
+            ["dockerd", "--iptables=false", "--bridge=none"],
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 60
         while not _docker_answers():
             if proc.poll() is not None or time.monotonic() > deadline:
@@ -92,14 +107,25 @@ Evaluate = Callable[..., dict]
 def evaluate(backend: str) -> Evaluate:
     """``evaluate(candidate=..., **task_fields)`` on the test's backend with quick settings."""
 
-    def run(candidate: str | None = None, *, limits: dict | None = None,
-            progress: Callable[[str, dict], None] | None = None, **fields: object) -> dict:
-        task = {"baseline": BASELINE, "entry": "f", "workload": WORKLOAD,
-                "timing": QUICK_TIMING, **fields}
+    def run(
+        candidate: str | None = None,
+        *,
+        limits: dict | None = None,
+        progress: Callable[[str, dict], None] | None = None,
+        **fields: object,
+    ) -> dict:
+        task = {
+            "baseline": BASELINE,
+            "entry": "f",
+            "workload": WORKLOAD,
+            "timing": QUICK_TIMING,
+            **fields,
+        }
         if candidate is not None:
             task["candidate"] = candidate
-        verdict = sandbox.evaluate(task, backend=backend, limits={**QUICK_LIMITS, **(limits or {})},
-                                   progress=progress)
+        verdict = sandbox.evaluate(
+            task, backend=backend, limits={**QUICK_LIMITS, **(limits or {})}, progress=progress
+        )
         assert verdict["backend"] == backend
         return verdict
 

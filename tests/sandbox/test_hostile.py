@@ -44,8 +44,9 @@ def test_sleep(evaluate):
 
 
 def test_blocking_read(evaluate):
-    code = ("import os, sys\ndef f(n):\n    sys.stdin.read()\n"
-            "    r, w = os.pipe()\n    os.read(r, 1)\n")
+    code = (
+        "import os, sys\ndef f(n):\n    sys.stdin.read()\n    r, w = os.pipe()\n    os.read(r, 1)\n"
+    )
     verdict = evaluate(code, limits={"wall_s": 3})
     assert verdict["status"] == "timeout"
     assert verdict["duration_s"] < 8
@@ -64,8 +65,10 @@ def _host_processes() -> int:
 
 
 def test_fork_bomb(evaluate):
-    code = ("import os\ndef f(n):\n    while True:\n        try:\n            os.fork()\n"
-            "        except OSError:\n            pass\n")
+    code = (
+        "import os\ndef f(n):\n    while True:\n        try:\n            os.fork()\n"
+        "        except OSError:\n            pass\n"
+    )
     before = _host_processes()
     peak = [before]
     done = threading.Event()
@@ -117,8 +120,10 @@ def test_endless_output(evaluate):
 
 
 def test_non_utf8_output(evaluate):
-    code = ("import sys\ndef f(n):\n    sys.stdout.buffer.write(b'\\xff\\xfe\\x80 bytes\\n')\n"
-            "    sys.stdout.flush()\n    return sum(range(n))\n")
+    code = (
+        "import sys\ndef f(n):\n    sys.stdout.buffer.write(b'\\xff\\xfe\\x80 bytes\\n')\n"
+        "    sys.stdout.flush()\n    return sum(range(n))\n"
+    )
     verdict = evaluate(code)
     assert verdict["status"] == "ok", verdict["message"]
     assert "\ufffd" in verdict["output"]["stdout"] and "bytes" in verdict["output"]["stdout"]
@@ -135,10 +140,12 @@ def test_huge_return_value(evaluate):
 
 def test_reading_environment_secrets(evaluate, monkeypatch):
     monkeypatch.setenv("PERFLOOP_SANDBOX_TEST_SECRET", "hunter2-secret")
-    code = ("import os\ndef f(n):\n    seen = dict(os.environ)\n"
-            "    try:\n        seen['init'] = open('/proc/1/environ').read()\n"
-            "    except OSError:\n        pass\n"
-            "    return '2-secret' in repr(seen) or sum(range(n))\n")
+    code = (
+        "import os\ndef f(n):\n    seen = dict(os.environ)\n"
+        "    try:\n        seen['init'] = open('/proc/1/environ').read()\n"
+        "    except OSError:\n        pass\n"
+        "    return '2-secret' in repr(seen) or sum(range(n))\n"
+    )
     verdict = evaluate(code)
     assert "hunter2" not in json.dumps(verdict)
     assert verdict["equivalent"] is True, verdict["mismatches"]
@@ -152,13 +159,20 @@ def test_reading_files_outside_the_sandbox(evaluate, tmp_path_factory):
     secret_home = Path.home() / ".perfloop-sandbox-test-secret"
     for path in (secret_db, secret_home):
         path.write_text("top secret")
-    paths = [str(secret_db), str(secret_home), str(Path(__file__).resolve()),
-             str(Path(__file__).resolve().parents[2] / "app" / "config.py"), "/etc/shadow"]
-    code = ("def f(n):\n    found = []\n"
-            f"    for p in {paths!r}:\n"
-            "        try:\n            found.append(open(p).read()[:20])\n"
-            "        except OSError:\n            pass\n"
-            "    return found or sum(range(n))\n")
+    paths = [
+        str(secret_db),
+        str(secret_home),
+        str(Path(__file__).resolve()),
+        str(Path(__file__).resolve().parents[2] / "app" / "config.py"),
+        "/etc/shadow",
+    ]
+    code = (
+        "def f(n):\n    found = []\n"
+        f"    for p in {paths!r}:\n"
+        "        try:\n            found.append(open(p).read()[:20])\n"
+        "        except OSError:\n            pass\n"
+        "    return found or sum(range(n))\n"
+    )
     try:
         verdict = evaluate(code)
     finally:
@@ -174,10 +188,12 @@ def test_network_access(evaluate):
     server.listen()
     server.settimeout(0.1)
     port = server.getsockname()[1]
-    code = (f"import socket\ndef f(n):\n    for host in [('127.0.0.1', {port}), ('1.1.1.1', 53)]:\n"
-            "        try:\n            socket.create_connection(host, timeout=1).close()\n"
-            "            return 'connected'\n        except OSError:\n            pass\n"
-            "    return sum(range(n))\n")
+    code = (
+        f"import socket\ndef f(n):\n    for host in [('127.0.0.1', {port}), ('1.1.1.1', 53)]:\n"
+        "        try:\n            socket.create_connection(host, timeout=1).close()\n"
+        "            return 'connected'\n        except OSError:\n            pass\n"
+        "    return sum(range(n))\n"
+    )
     verdict = evaluate(code)
     with pytest.raises(TimeoutError):
         server.accept()
@@ -186,27 +202,36 @@ def test_network_access(evaluate):
 
 
 def test_writing_outside_the_work_dir(evaluate, tmp_path):
-    targets = [tmp_path / "pwned", Path(__file__).parent / "pwned", Path("/etc/pwned"),
-               "/opt/perfloop/task/pwned", "/opt/perfloop/perfloop_harness/pwned"]
-    code = ("def f(n):\n    wrote = []\n"
-            f"    for p in {[str(t) for t in targets]!r}:\n"
-            "        try:\n            open(p, 'w').write('x')\n            wrote.append(p)\n"
-            "        except OSError:\n            pass\n"
-            "    return wrote or sum(range(n))\n")
+    targets = [
+        tmp_path / "pwned",
+        Path(__file__).parent / "pwned",
+        Path("/etc/pwned"),
+        "/opt/perfloop/task/pwned",
+        "/opt/perfloop/perfloop_harness/pwned",
+    ]
+    code = (
+        "def f(n):\n    wrote = []\n"
+        f"    for p in {[str(t) for t in targets]!r}:\n"
+        "        try:\n            open(p, 'w').write('x')\n            wrote.append(p)\n"
+        "        except OSError:\n            pass\n"
+        "    return wrote or sum(range(n))\n"
+    )
     verdict = evaluate(code)
     assert verdict["equivalent"] is True, verdict["mismatches"]
     assert not (tmp_path / "pwned").exists() and not (Path(__file__).parent / "pwned").exists()
 
 
 def test_filling_the_disk(evaluate):
-    code = ("import os\ndef f(n):\n    chunk = b'x' * 2**20\n    total = 0\n"
-            "    for path in ('/scratch/fill', '/tmp/fill', os.path.expanduser('~/fill')):\n"
-            "        try:\n            with open(path, 'wb') as fh:\n"
-            "                for _ in range(4096):\n                    fh.write(chunk)\n"
-            "                    total += len(chunk)\n"
-            "        except OSError:\n            pass\n"
-            "        try:\n            os.unlink(path)\n        except OSError:\n            pass\n"
-            "    return total < 4096 * 2**20 or 'unbounded'\n")
+    code = (
+        "import os\ndef f(n):\n    chunk = b'x' * 2**20\n    total = 0\n"
+        "    for path in ('/scratch/fill', '/tmp/fill', os.path.expanduser('~/fill')):\n"
+        "        try:\n            with open(path, 'wb') as fh:\n"
+        "                for _ in range(4096):\n                    fh.write(chunk)\n"
+        "                    total += len(chunk)\n"
+        "        except OSError:\n            pass\n"
+        "        try:\n            os.unlink(path)\n        except OSError:\n            pass\n"
+        "    return total < 4096 * 2**20 or 'unbounded'\n"
+    )
     baseline = "def f(n):\n    return True\n"
     verdict = evaluate(code, baseline=baseline)
     assert verdict["equivalent"] is True, verdict["mismatches"]
@@ -215,15 +240,17 @@ def test_filling_the_disk(evaluate):
 def test_planting_symlinks(evaluate, tmp_path):
     secret = Path.home() / ".perfloop-sandbox-test-symlink-secret"
     secret.write_text("top secret")
-    code = ("import os\ndef f(n):\n    done = []\n"
-            f"    for link, target in [('/scratch/home', {str(secret)!r}),\n"
-            "                         ('/scratch/shadow', '/etc/shadow'),\n"
-            "                         ('/opt/perfloop/task/evil', '/'),\n"
-            f"                         ({str(tmp_path / 'evil')!r}, '/')]:\n"
-            "        try:\n            os.symlink(target, link)\n"
-            "            done.append(open(link).read())\n"
-            "        except OSError:\n            pass\n"
-            "    return done or sum(range(n))\n")
+    code = (
+        "import os\ndef f(n):\n    done = []\n"
+        f"    for link, target in [('/scratch/home', {str(secret)!r}),\n"
+        "                         ('/scratch/shadow', '/etc/shadow'),\n"
+        "                         ('/opt/perfloop/task/evil', '/'),\n"
+        f"                         ({str(tmp_path / 'evil')!r}, '/')]:\n"
+        "        try:\n            os.symlink(target, link)\n"
+        "            done.append(open(link).read())\n"
+        "        except OSError:\n            pass\n"
+        "    return done or sum(range(n))\n"
+    )
     try:
         verdict = evaluate(code)
     finally:
@@ -234,11 +261,13 @@ def test_planting_symlinks(evaluate, tmp_path):
 
 def test_killing_other_processes(evaluate):
     victim = subprocess.Popen(["sleep", "60"])
-    code = ("import os, signal\ndef f(n):\n"
-            f"    for pid in (-1, 1, {victim.pid}, {os.getpid()}):\n"
-            "        try:\n            os.kill(pid, signal.SIGKILL)\n"
-            "        except OSError:\n            pass\n"
-            "    return sum(range(n))\n")
+    code = (
+        "import os, signal\ndef f(n):\n"
+        f"    for pid in (-1, 1, {victim.pid}, {os.getpid()}):\n"
+        "        try:\n            os.kill(pid, signal.SIGKILL)\n"
+        "        except OSError:\n            pass\n"
+        "    return sum(range(n))\n"
+    )
     try:
         verdict = evaluate(code)
         assert victim.poll() is None, "a host process was killed from inside the sandbox"
@@ -250,7 +279,7 @@ def test_killing_other_processes(evaluate):
 
 
 def test_ignoring_sigterm(evaluate):
-    code = ("import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n" + LOOP_FOREVER)
+    code = "import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n" + LOOP_FOREVER
     verdict = evaluate(code, limits={"wall_s": 3})
     assert verdict["status"] == "timeout"
     assert verdict["duration_s"] < 8
@@ -269,9 +298,11 @@ def _processes_with(marker: str) -> list[str]:
 
 
 def test_daemonizing(evaluate):
-    code = ("import os\ndef f(n):\n    if os.fork() == 0:\n        os.setsid()\n"
-            "        if os.fork() == 0:\n            os.execvp('sleep', ['sleep', '97531'])\n"
-            "        os._exit(0)\n    os.wait()\n    return sum(range(n))\n")
+    code = (
+        "import os\ndef f(n):\n    if os.fork() == 0:\n        os.setsid()\n"
+        "        if os.fork() == 0:\n            os.execvp('sleep', ['sleep', '97531'])\n"
+        "        os._exit(0)\n    os.wait()\n    return sum(range(n))\n"
+    )
     verdict = evaluate(code)
     assert verdict["status"] == "tampered", verdict["message"]
     assert "process" in verdict["message"]
@@ -281,9 +312,11 @@ def test_daemonizing(evaluate):
 
 
 def test_leaving_threads_running(evaluate):
-    code = ("import threading, time\ndef f(n):\n"
-            "    threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n"
-            "    return sum(range(n))\n")
+    code = (
+        "import threading, time\ndef f(n):\n"
+        "    threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n"
+        "    return sum(range(n))\n"
+    )
     verdict = evaluate(code)
     assert verdict["status"] == "tampered", verdict["message"]
     assert "thread" in verdict["message"]
@@ -311,9 +344,11 @@ def test_missing_entry_point(evaluate):
 
 
 def test_tests_that_error(evaluate):
-    tests = ("from target import f\n\ndef test_ok():\n    assert f(3) == 3\n\n"
-             "def test_errors():\n    raise TypeError('broken test')\n\n"
-             "def test_wrong():\n    assert f(4) == 7\n")
+    tests = (
+        "from target import f\n\ndef test_ok():\n    assert f(3) == 3\n\n"
+        "def test_errors():\n    raise TypeError('broken test')\n\n"
+        "def test_wrong():\n    assert f(4) == 7\n"
+    )
     verdict = evaluate(BASELINE_COPY, tests=tests)
     assert verdict["status"] == "failed"
     assert verdict["tests"]["passed"] == 1 and verdict["tests"]["failed"] == 2

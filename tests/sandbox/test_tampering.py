@@ -31,17 +31,19 @@ def test_prints_a_fake_verdict(evaluate):
 
 def test_writes_to_the_result_channel(evaluate):
     fake = (json.dumps({"event": "done", "status": "ok", "message": "forged"}) + "\n").encode()
-    code = ("import os\ndef f(n):\n"
-            "    for fd in range(64):\n"
-            "        try:\n"
-            f"            os.write(fd, {fake!r})\n"
-            "        except OSError:\n            pass\n"
-            "    for pid in os.listdir('/proc'):\n"
-            "        for fd in range(64):\n"
-            "            try:\n"
-            f"                with open(f'/proc/{{pid}}/fd/{{fd}}', 'wb') as fh:\n"
-            f"                    fh.write({fake!r})\n"
-            "            except (OSError, ValueError):\n                pass\n" + WORK)
+    code = (
+        "import os\ndef f(n):\n"
+        "    for fd in range(64):\n"
+        "        try:\n"
+        f"            os.write(fd, {fake!r})\n"
+        "        except OSError:\n            pass\n"
+        "    for pid in os.listdir('/proc'):\n"
+        "        for fd in range(64):\n"
+        "            try:\n"
+        f"                with open(f'/proc/{{pid}}/fd/{{fd}}', 'wb') as fh:\n"
+        f"                    fh.write({fake!r})\n"
+        "            except (OSError, ValueError):\n                pass\n" + WORK
+    )
     verdict = evaluate(code)
     assert verdict["message"] != "forged"
     assert verdict["status"] in ("ok", "tampered"), verdict["message"]
@@ -63,10 +65,12 @@ def test_calls_os_exit(evaluate):
 
 
 def test_patches_the_clock(evaluate):
-    code = ("import time\n_real = time.perf_counter\n"
-            "time.perf_counter = lambda: _real() * 0.001\n"
-            "time.process_time = lambda: 0.0\n"
-            "def f(n):\n" + WORK)
+    code = (
+        "import time\n_real = time.perf_counter\n"
+        "time.perf_counter = lambda: _real() * 0.001\n"
+        "time.process_time = lambda: 0.0\n"
+        "def f(n):\n" + WORK
+    )
     verdict = evaluate(code)
     assert verdict["status"] == "tampered", verdict["message"]
     assert "time.perf_counter" in verdict["message"]
@@ -81,11 +85,12 @@ def test_patches_builtins(evaluate):
 
 
 def test_patches_the_harness(evaluate):
-    code = ("import sys\ndef f(n):\n"
-            "    for name, mod in list(sys.modules.items()):\n"
-            "        if name.endswith('.worker'):\n"
-            "            mod.Worker.cmd_go = lambda self, message: {'ok': True}\n"
-            + WORK)
+    code = (
+        "import sys\ndef f(n):\n"
+        "    for name, mod in list(sys.modules.items()):\n"
+        "        if name.endswith('.worker'):\n"
+        "            mod.Worker.cmd_go = lambda self, message: {'ok': True}\n" + WORK
+    )
     verdict = evaluate(code)
     assert verdict["status"] == "tampered", verdict["message"]
     assert "harness" in verdict["message"]
@@ -100,24 +105,28 @@ def test_caches_results_across_calls(evaluate):
 
 
 def test_caches_in_a_module_dict(evaluate):
-    code = ("_memo = {}\ndef f(n):\n    if n not in _memo:\n"
-            "        _memo[n] = sum(range(n))\n    return _memo[n]\n")
+    code = (
+        "_memo = {}\ndef f(n):\n    if n not in _memo:\n"
+        "        _memo[n] = sum(range(n))\n    return _memo[n]\n"
+    )
     verdict = evaluate(code)
     assert verdict["status"] == "tampered", verdict["message"]
     assert "_memo" in verdict["message"]
 
 
 def test_returns_the_same_mutable_object(evaluate):
-    code = ("_out = {}\ndef f(n):\n    r = _out.setdefault(n, [sum(range(n))])\n    return r\n")
+    code = "_out = {}\ndef f(n):\n    r = _out.setdefault(n, [sum(range(n))])\n    return r\n"
     verdict = evaluate(code, baseline="def f(n):\n    return [sum(range(n))]\n")
     assert verdict["status"] == "tampered", verdict["message"]
 
 
 def test_background_thread_started_at_import(evaluate):
-    code = ("import threading\n"
-            "def _spin():\n    while True:\n        pass\n"
-            "threading.Thread(target=_spin, daemon=True).start()\n"
-            "def f(n):\n" + WORK)
+    code = (
+        "import threading\n"
+        "def _spin():\n    while True:\n        pass\n"
+        "threading.Thread(target=_spin, daemon=True).start()\n"
+        "def f(n):\n" + WORK
+    )
     verdict = evaluate(code)
     assert verdict["status"] == "tampered", verdict["message"]
     assert "thread" in verdict["message"]
@@ -125,9 +134,7 @@ def test_background_thread_started_at_import(evaluate):
 
 
 def test_background_process_to_slow_the_baseline(evaluate):
-    code = ("import os\n"
-            "if os.fork() == 0:\n    while True:\n        pass\n"
-            "def f(n):\n" + WORK)
+    code = "import os\nif os.fork() == 0:\n    while True:\n        pass\ndef f(n):\n" + WORK
     verdict = evaluate(code)
     assert verdict["status"] == "tampered", verdict["message"]
     assert "process" in verdict["message"]
