@@ -1,0 +1,48 @@
+"""Shared pieces of the sandbox benchmarks (tasks with a known cost, printing)."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+# f(n) repeats the same loop `reps` times: a candidate with half the reps does exactly half the
+# work and returns the same value.
+LOOP = ("def f(n):\n    for _ in range({reps}):\n        s = 0\n        for i in range(n):\n"
+        "            s += i % 7\n    return s\n")
+# About 1 ms per call on this machine with reps=2 (calibrated in sandbox_aa.py's output).
+WORKLOAD_1MS = "def cases():\n    return [(12000,), (13000,), (14000,)]\n"
+
+
+def loop_task(baseline_reps: int, candidate_reps: int | None, workload: str = WORKLOAD_1MS,
+              **extra: object) -> dict:
+    task = {"baseline": LOOP.format(reps=baseline_reps), "entry": "f", "workload": workload,
+            **extra}
+    if candidate_reps is not None:
+        task["candidate"] = LOOP.format(reps=candidate_reps)
+    return task
+
+
+@contextmanager
+def busy_core():
+    """Keep one core busy (another process spinning) for the duration."""
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min) {five:.2f} (5 min) on {os.cpu_count()} CPUs"
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
