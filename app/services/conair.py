@@ -95,6 +95,24 @@ def split_tests(source: str, entry: str) -> list[tuple[str, str]]:
     return out
 
 
+def _test_names(rows: Sequence[Any]) -> set[str]:
+    """Every test function name already in the session (they share one module when run)."""
+    names = {r.name for r in rows}
+    for r in rows:
+        names |= _defs(r.corrected_source or r.source)
+    return names
+
+
+def _unique(name: str, used: set[str], round_number: int) -> str:
+    """``name``, or ``name_r<round>`` (then ``_2``, ``_3``…) when the session has it already."""
+    if name not in used:
+        return name
+    candidate, k = f"{name}_r{round_number}", 2
+    while candidate in used:
+        candidate, k = f"{name}_r{round_number}_{k}", k + 1
+    return candidate
+
+
 def _rename(source: str, old: str, new: str) -> str:
     return source.replace(f"def {old}(", f"def {new}(", 1)
 
@@ -580,9 +598,9 @@ def start_conair(
         c, session_id, proposals, base.id, reply_id, origin="conair", extra_meta={"conair_round": 1}
     )
     with unit_of_work(c.engine) as s:
-        used = {t.name for t in queries.list_test_cases(session_id, session=s)}
-        for i, (name, src) in enumerate(tests[:n_tests]):
-            unique = name if name not in used else f"{name}_{i + 1}"
+        used = _test_names(queries.list_test_cases(session_id, session=s))
+        for name, src in tests[:n_tests]:
+            unique = _unique(name, used, 1)
             used.add(unique)
             queries.add_test_case(
                 session=s,
@@ -734,8 +752,8 @@ def answer_tests(
             if fixed:
                 name, src = fixed[0]
                 with unit_of_work(c.engine) as s:
-                    used = {x.name for x in queries.list_test_cases(session_id, session=s)}
-                    unique = name if name not in used else f"{name}_r{number + 1}"
+                    used = _test_names(queries.list_test_cases(session_id, session=s))
+                    unique = _unique(name, used, number + 1)
                     row = queries.add_test_case(
                         session=s,
                         session_id=session_id,

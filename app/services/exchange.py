@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import inspect, select
@@ -72,7 +72,9 @@ REFS = {
 
 def _encode(value: Any) -> Any:
     if isinstance(value, datetime):
-        return {"$datetime": value.isoformat()}
+        # SQLite hands back naive datetimes (stored as UTC): export every one as aware UTC.
+        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return {"$datetime": aware.astimezone(UTC).isoformat()}
     if isinstance(value, bytes | bytearray | memoryview):
         return {"$base64": base64.b64encode(bytes(value)).decode()}
     return value

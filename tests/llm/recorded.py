@@ -31,6 +31,9 @@ class Transcript(CustomLLM):
     replies: list[str | Broken | Exception] = field(default_factory=list)
     chunk: int = 7
     calls: list[list[dict[str, Any]]] = field(default_factory=list)
+    # Recorded routing: like the local MoE provider, report each chunk's experts (2 layers,
+    # top-2 of 4, deterministic) to the sink app.llm passes in litellm's metadata.
+    routing: bool = False
 
     def __post_init__(self) -> None:
         super().__init__()
@@ -43,8 +46,19 @@ class Transcript(CustomLLM):
         if isinstance(reply, Exception):
             raise reply
         text = reply.text if isinstance(reply, Broken) else reply
-        for i in range(0, len(text), self.chunk):
-            yield _chunk(text[i : i + self.chunk])
+        sink = ((kwargs.get("litellm_params") or {}).get("metadata") or {}).get("perfloop_routing")
+        if self.routing and sink is not None:
+            from app.llm.types import RoutingInfo
+
+            sink.set_info(RoutingInfo("recorded-moe", 2, 4, 2, moefied=False))
+        for n, i in enumerate(range(0, len(text), self.chunk)):
+            piece = text[i : i + self.chunk]
+            if self.routing and sink is not None:
+                from app.llm.types import RoutingEvent
+
+                experts = [[n % 4, (n + 1) % 4], [(n + 2) % 4, (n + 3) % 4]]
+                sink.event(RoutingEvent(n, piece, None, experts, [[0.75, 0.25], [0.5, 0.5]]))
+            yield _chunk(piece)
         if isinstance(reply, Broken):
             raise reply.error
         prompt = sum(len(m.get("content") or "") for m in messages) // 4
@@ -74,11 +88,11 @@ def _chunk(text: str, *, finished: bool = False, usage: dict | None = None) -> d
     }
 
 
-def install(replies: list[str | Broken | Exception]) -> Transcript:
+def install(replies: list[str | Broken | Exception], *, routing: bool = False) -> Transcript:
     """Register a transcript as provider ``recorded``; use model ``recorded/transcript``."""
     from app.llm import register_provider
 
-    transcript = Transcript(replies=list(replies))
+    transcript = Transcript(replies=list(replies), routing=routing)
     register_provider(PROVIDER, transcript)
     return transcript
 

@@ -47,7 +47,7 @@ def count_common(a, b):
 
 WORKLOAD = """\
 def cases():
-    a = list(range(0, 6000, 2)) + [4, 4, 4]
+    a = list(range(0, 6000, 2)) + [6, 6, 6]
     b = list(range(0, 6000, 3))
     return [(a, b)]
 """

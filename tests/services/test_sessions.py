@@ -107,3 +107,24 @@ def test_session_info_and_deletion(ctx):
     services.delete_session(sid, ctx=ctx)
     with pytest.raises(services.NotFound):
         services.get_session(sid, ctx=ctx)
+
+
+@pytest.mark.slow
+def test_a_session_and_its_turn_persist_on_sqlite_and_postgresql_mock_provider(any_ctx):
+    any_ctx.llm_options = {
+        "mock_response": "```python\n" + BASELINE.replace("n += 1", "n = n + 1") + "```"
+    }
+    view = create(any_ctx, model="openai/gpt-4o-mini")
+    turn = services.run_turn(view.info.id, ctx=any_ctx)
+    [cand] = turn.candidates
+    assert cand.evaluation.correct and cand.evaluation.verdict in (
+        "not significant",
+        "faster",
+        "slower",
+    )
+    again = services.get_session(view.info.id, ctx=any_ctx)
+    assert [m.kind for m in again.messages] == ["chat", "chat", "verdict"]
+    reply = again.messages[1]
+    assert reply.model == "openai/gpt-4o-mini" and reply.cost is not None and reply.cost > 0
+    assert again.figures.llm_calls == 1 and again.figures.cost == reply.cost
+    assert again.candidate(cand.id).evaluation.line_profile, "JSON columns round-trip"
