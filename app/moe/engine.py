@@ -13,6 +13,7 @@ the time to the first token therefore includes one decode step.
 from __future__ import annotations
 
 import codecs
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -85,6 +86,16 @@ class ChatStream(Iterator[TokenEvent]):
         close = getattr(self._events, "close", None)
         if close is not None:
             close()
+
+
+def default_threads() -> int:
+    """Half the usable cores (at least one): one core of two stays free for the sandbox.
+
+    Measured here on two shared cores: with other processes busy, llama.cpp's OpenMP workers
+    spin at every barrier and two threads fell to 2.5 tokens/s while one thread kept ~60; the
+    sandbox's timings suffer from the same contention.
+    """
+    return max(1, len(os.sched_getaffinity(0)) // 2)
 
 
 def normalise_messages(messages: list[dict[str, Any]]) -> list[dict[str, str]]:

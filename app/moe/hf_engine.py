@@ -11,7 +11,6 @@ forward pass.
 from __future__ import annotations
 
 import inspect
-import os
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-from app.moe.engine import ModelInfo, MoEEngine
+from app.moe.engine import ModelInfo, MoEEngine, default_threads
 from app.moe.errors import EngineUnavailable
 
 
@@ -69,7 +68,7 @@ class TransformersEngine(MoEEngine):
         super().__init__()
         self.path = Path(path)
         self.capture_routing = capture_routing
-        torch.set_num_threads(n_threads or len(os.sched_getaffinity(0)))
+        torch.set_num_threads(n_threads or default_threads())
         hf_logging.disable_progress_bar()
         try:
             self._tok = AutoTokenizer.from_pretrained(self.path)

@@ -15,7 +15,6 @@ and gives the last layer's routing for the whole prompt.
 from __future__ import annotations
 
 import ctypes
-import os
 import struct
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from llama_cpp import llama_cpp as L
 
 from app.config import get_settings
 from app.moe import graph_filter, moefication
-from app.moe.engine import ModelInfo, MoEEngine
+from app.moe.engine import ModelInfo, MoEEngine, default_threads
 from app.moe.errors import EngineUnavailable, MoEError
 
 # names of the tensors read from the graph
@@ -137,7 +136,7 @@ class LlamaCppEngine(MoEEngine):
         self.architecture = self._meta("general.architecture") or "unknown"
         train_ctx = L.llama_model_n_ctx_train(self._model)
         n_ctx = min(train_ctx, 8192) if n_ctx is None else n_ctx
-        threads = n_threads or len(os.sched_getaffinity(0))
+        threads = n_threads or default_threads()
         self._n_batch = min(256, n_ctx)
 
         self._wanted: dict[bytes, tuple[int, int]] = {}

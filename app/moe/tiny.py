@@ -57,11 +57,16 @@ def build_tiny_moe(
     experts: int = 8,
     top_k: int = 2,
     hidden: int = 64,
+    moe_ff: int = 32,
     vocab_size: int = 512,
     seed: int = 0,
     init_std: float = 0.25,
 ) -> TinyMoE:
-    """Write ``directory/hf`` and ``directory/tiny-qwen3moe.gguf``; returns their paths."""
+    """Write ``directory/hf`` and ``directory/tiny-qwen3moe.gguf``; returns their paths.
+
+    ``init_std`` is large on purpose: with the usual 0.02 the router probabilities of a random
+    model are nearly uniform and near-ties would make the two engines' choices a coin toss.
+    """
     import json
 
     import gguf
@@ -76,7 +81,7 @@ def build_tiny_moe(
     raw_tok = _train_tokenizer(vocab_size)
     vocab = raw_tok.get_vocab_size()
     ids = {t: raw_tok.token_to_id(t) for t in SPECIAL_TOKENS}
-    heads, kv_heads, head_dim, ff = 4, 2, hidden // 4, 32
+    heads, kv_heads, head_dim, ff = 4, 2, hidden // 4, moe_ff
     config = Qwen3MoeConfig(
         vocab_size=vocab,
         hidden_size=hidden,
