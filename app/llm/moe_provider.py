@@ -96,13 +96,14 @@ class MoEProvider(CustomLLM):  # type: ignore[misc,valid-type]
         chat = [{"role": m["role"], "content": m.get("content") or ""} for m in messages]
         count = 0
         try:
-            for event in engine.chat_stream(
+            stream = engine.chat_stream(
                 chat,
                 max_tokens=max_tokens,
                 temperature=float(params.get("temperature") or 0.0),
                 stop=params.get("stop"),
                 seed=params.get("seed"),
-            ):
+            )
+            for event in stream:
                 if sink is not None:
                     sink.event(
                         RoutingEvent(
@@ -123,15 +124,22 @@ class MoEProvider(CustomLLM):  # type: ignore[misc,valid-type]
                     )
         except MoEError as exc:
             raise _map_error(exc, model) from exc
-        prompt_tokens = sum(engine.count_tokens(m["content"]) + 4 for m in chat)
+        summary = getattr(stream, "summary", None)
+        if summary is not None:
+            prompt_tokens, completion_tokens = summary.prompt_tokens, summary.completion_tokens
+            reason = summary.finish_reason
+        else:
+            prompt_tokens = sum(engine.count_tokens(m["content"]) + 4 for m in chat)
+            completion_tokens = count
+            reason = "length" if count >= max_tokens else "stop"
         yield _chunk(
             "",
             finished=True,
-            reason="length" if count >= max_tokens else "stop",
+            reason=reason,
             usage={
                 "prompt_tokens": prompt_tokens,
-                "completion_tokens": count,
-                "total_tokens": prompt_tokens + count,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
             },
         )
 
