@@ -3,7 +3,8 @@
 Beside the usual fields, every streamed chunk carries a top-level ``routing`` list for the tokens
 of that chunk — ``{"token", "experts": [[ids] per MoE layer], "weights": [[...] per layer]}`` —
 and a non-streamed response carries the routing of every generated token. ``/v1/models`` reports
-the model's layer, expert and top-k counts and whether the experts are MoEfied.
+the model's layer, expert and top-k counts and whether the experts are MoEfied. Unlike
+OpenAI, ``temperature`` defaults to 0 (greedy): the optimizer wants reproducible replies.
 
 A reply is generated in one dedicated thread that pushes events to the event loop without
 waiting for it (a per-token thread hand-off that blocks the generator halves throughput on two
@@ -18,6 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import Any
 
@@ -37,7 +39,15 @@ def _error_response(status: int, message: str, type_: str, code: str | None) -> 
 
 
 def _routing(events: list[TokenEvent]) -> list[dict[str, Any]]:
-    return [{"token": e.token, "experts": e.experts, "weights": e.weights} for e in events]
+    # four decimals are plenty for a gate weight and halve the size of every chunk
+    return [
+        {
+            "token": e.token,
+            "experts": e.experts,
+            "weights": [[round(w, 4) for w in layer] for layer in e.weights],
+        }
+        for e in events
+    ]
 
 
 def _model_card(engine: MoEEngine, created: int) -> dict[str, Any]:
@@ -77,7 +87,6 @@ def _parse_request(body: Any) -> dict[str, Any]:
 
 def create_app(engine: MoEEngine | None = None, *, model: str = "default") -> FastAPI:
     """The server app for ``engine`` (or the process engine of ``model``, loaded at start)."""
-    app = FastAPI(title="perfloop MoE backend", docs_url=None, redoc_url=None)
     created = int(time.time())
     state: dict[str, MoEEngine] = {}
 
@@ -85,6 +94,13 @@ def create_app(engine: MoEEngine | None = None, *, model: str = "default") -> Fa
         if "engine" not in state:
             state["engine"] = engine or get_engine(model)
         return state["engine"]
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        await run_in_threadpool(current)  # load the model before accepting requests
+        yield
+
+    app = FastAPI(title="perfloop MoE backend", docs_url=None, redoc_url=None, lifespan=lifespan)
 
     def check_model(name: Any) -> MoEEngine:
         eng = current()

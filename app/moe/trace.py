@@ -72,3 +72,45 @@ def decode_routing(
     planes = np.frombuffer(raw_weights, dtype=np.uint8).reshape(2, n)
     weights = np.ascontiguousarray(planes.T).view("<f2").astype(np.float32).reshape(shape)
     return experts, weights
+
+
+def routing_trace_fields(events, summary, *, include_prompt: bool = True) -> dict:
+    """The column values of a ``db.models.RoutingTrace`` row for one reply (no DB import here).
+
+    Layout: the rows of the (T, L, K) arrays are the prompt's tokens first (when
+    ``include_prompt``; ``prompt_token_count`` says how many), then the reply's; ``tokens`` holds
+    the text of each row. ``events``/``summary`` are what ``MoEEngine.chat_stream`` produced.
+    """
+    info = summary.info
+    experts = np.asarray([e.experts for e in events], dtype=np.int64)
+    weights = np.asarray([e.weights for e in events], dtype=np.float32)
+    experts = experts.reshape(len(events), info.layer_count, info.top_k)
+    weights = weights.reshape(len(events), info.layer_count, info.top_k)
+    tokens = [e.token for e in events]
+    prompt_count = 0
+    if include_prompt and summary.prompt_experts.size:
+        experts = np.concatenate([summary.prompt_experts, experts])
+        weights = np.concatenate([summary.prompt_weights, weights])
+        tokens = list(summary.prompt_token_texts) + tokens
+        prompt_count = summary.prompt_tokens
+    encoding, ids_blob, weights_blob = encode_routing(experts, weights)
+    return {
+        "model": info.name,
+        "layer_count": info.layer_count,
+        "expert_count": info.expert_count,
+        "top_k": info.top_k,
+        "token_count": len(tokens),
+        "prompt_token_count": prompt_count,
+        "moefied": info.moefied,
+        "tokens": tokens,
+        "encoding": encoding,
+        "expert_ids": ids_blob,
+        "gate_weights": weights_blob,
+        "meta": {
+            "engine": info.engine,
+            "architecture": info.architecture,
+            "moe_layers": list(info.moe_layers),
+            "description": info.description,
+            "finish_reason": summary.finish_reason,
+        },
+    }

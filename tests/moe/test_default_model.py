@@ -129,3 +129,21 @@ def test_one_generation_at_a_time(default_engine):
     for t in threads:
         t.join()
     assert results == [alone, alone]
+
+
+def test_a_reply_becomes_a_routing_trace_row(default_engine):
+    from app.moe.trace import decode_routing, routing_trace_fields
+    from db.models import RoutingTrace
+
+    events, summary = default_engine.chat(USER, max_tokens=6)
+    fields = routing_trace_fields(events, summary)
+    row = RoutingTrace(message_id=1, **fields)  # every key is a column of the real model
+    assert row.moefied is True and row.token_count == summary.prompt_tokens + 6
+    assert row.prompt_token_count == summary.prompt_tokens
+    experts, weights = decode_routing(
+        row.encoding, row.expert_ids, row.gate_weights, row.token_count, 30, 2
+    )
+    np.testing.assert_array_equal(experts[: row.prompt_token_count], summary.prompt_experts)
+    assert experts[row.prompt_token_count :].tolist() == [e.experts for e in events]
+    np.testing.assert_allclose(weights[-1], events[-1].weights, atol=1e-3)
+    assert row.tokens[row.prompt_token_count :] == [e.token for e in events]

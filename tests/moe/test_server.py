@@ -121,7 +121,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_cli_server_with_the_openai_client(tmp_path):
     import openai
 
