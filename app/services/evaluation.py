@@ -8,9 +8,10 @@ from collections.abc import Callable
 from typing import Any
 
 from app.services.context import Context
-from app.services.errors import SandboxFailed
+from app.services.errors import NotFound, SandboxFailed
 from db import queries
 from db.engine import unit_of_work
+from db.errors import NotFound as RowNotFound
 from db.models import Evaluation, TestCase, utcnow
 
 ProgressFn = Callable[[str, dict[str, Any]], None]
@@ -127,7 +128,10 @@ def evaluate_now(
     """Evaluate in the calling thread; returns (evaluation id, verdict). A sandbox failure is
     stored as status ``error`` and re-raised as ``SandboxFailed``."""
     with unit_of_work(ctx.engine) as s:
-        cand = queries.get_candidate(candidate_id, session=s)
+        try:
+            cand = queries.get_candidate(candidate_id, session=s)
+        except RowNotFound as exc:
+            raise NotFound("candidate", candidate_id) from exc
         sess = queries.get_session(cand.session_id, session=s)
         tests = (
             tests_override

@@ -8,6 +8,7 @@ routing events, progress) and its result or error; ``Job.snapshot()`` gives a co
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import threading
 import traceback
@@ -133,7 +134,10 @@ def start_job(
     with _registry_lock:
         job = Job(id=next(_ids), kind=kind, session_id=session_id)
         _jobs[job.id] = job
+    accepted = _callback_names(fn)
     for name in ("on_token", "on_routing", "on_progress"):
+        if name not in accepted:
+            continue
         own = getattr(job, name)
         theirs = kwargs.pop(name, None)
         kwargs[name] = own if theirs is None else _chain(own, theirs)
@@ -154,6 +158,14 @@ def start_job(
     job._thread = threading.Thread(target=run, name=f"perfloop-job-{job.id}", daemon=True)
     job._thread.start()
     return job
+
+
+def _callback_names(fn: Callable[..., Any]) -> set[str]:
+    """Which of the three callbacks ``fn`` takes (a validation has no tokens to report)."""
+    params = inspect.signature(fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return {"on_token", "on_routing", "on_progress"}
+    return {"on_token", "on_routing", "on_progress"} & set(params)
 
 
 def _chain(a: Callable[..., Any], b: Callable[..., Any]) -> Callable[..., Any]:

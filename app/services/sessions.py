@@ -233,6 +233,19 @@ def _verdict_error(verdict: dict[str, Any]) -> ServiceError | None:
             f"{listed}"
         )
     if status == "ok" and verdict.get("correct") is not False:
+        profile = verdict.get("profile") or {}
+        if (
+            profile.get("error") is None
+            and profile.get("functions") == []
+            and not (verdict.get("line_profile"))
+        ):
+            # Not one line of the entry point ran: every call raised before its body (most
+            # often a case written as ((a, b),), a 1-tuple, instead of the args tuple (a, b)).
+            return WorkloadError(
+                "The workload's calls never run the body of the entry point (its line profile "
+                "is empty), so they all fail at the call: each case must be an args tuple "
+                "such as `(a, b)` or an `(args, kwargs)` pair."
+            )
         return None
     lowered = f"{stage} {text}".lower()
     if "workload" in lowered or "cases" in lowered:

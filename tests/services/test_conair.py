@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from app import services
-from app.services.conair import choose_questions, rank
+from app.services.consistency import choose_questions, rank
 from tests.llm import recorded
 from tests.services.conftest import BASELINE, FASTER, TESTS, WORKLOAD, WRONG
 

@@ -128,3 +128,13 @@ def test_a_session_and_its_turn_persist_on_sqlite_and_postgresql_mock_provider(a
     assert reply.model == "openai/gpt-4o-mini" and reply.cost is not None and reply.cost > 0
     assert again.figures.llm_calls == 1 and again.figures.cost == reply.cost
     assert again.candidate(cand.id).evaluation.line_profile, "JSON columns round-trip"
+
+
+@pytest.mark.slow
+def test_a_workload_whose_calls_never_reach_the_code_is_refused(ctx):
+    # A classic slip: ((a, b),) is a 1-tuple holding the args, so every call gets one argument.
+    workload = "def cases():\n    return [(([1, 2], [2]),)]\n"
+    with pytest.raises(services.WorkloadError) as info:
+        create(ctx, workload_source=workload)
+    assert "never run the body of the entry point" in str(info.value)
+    assert "`(a, b)`" in str(info.value)
