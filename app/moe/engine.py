@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from app.moe.errors import ContextTooLong, InvalidRequest
+from app.moe.errors import ContextTooLong, EngineUnavailable, InvalidRequest
 
 EngineKind = Literal["llama.cpp", "transformers"]
 _ROLES = {"system", "user", "assistant", "tool", "developer"}
@@ -149,6 +149,7 @@ class MoEEngine:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._closed = False
         self.last_usage: GenerationSummary | None = None
 
     # --- what an engine implements -------------------------------------------------------
@@ -196,6 +197,8 @@ class MoEEngine:
         model runs in the thread that iterates. ``stream.summary`` (and ``last_usage``) hold
         usage, finish reason and the prompt's routing once the stream is exhausted.
         """
+        if self._closed:
+            raise EngineUnavailable("this engine has been closed")
         chat = normalise_messages(messages)
         if max_tokens < 1:
             raise InvalidRequest("max_tokens must be at least 1")
@@ -294,7 +297,14 @@ class MoEEngine:
             self.last_usage = summary
 
     def close(self) -> None:
-        """Free the model (the engine is unusable afterwards)."""
+        """Free the model once any running generation ends; the engine is unusable afterwards."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._release()
+
+    def _release(self) -> None:
+        """Free the engine's native resources (called once, under the lock)."""
 
 
 def routing_arrays(events: list[TokenEvent]) -> tuple[np.ndarray, np.ndarray]:

@@ -195,7 +195,7 @@ class TransformersEngine(MoEEngine):
         experts, weights = self._take_routing(1)
         return logits, experts[0], weights[0]
 
-    def close(self) -> None:
+    def _release(self) -> None:
         for hook in self._hooks:
             hook.remove()
         self._cache = None

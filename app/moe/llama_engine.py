@@ -445,15 +445,14 @@ class LlamaCppEngine(MoEEngine):
         experts, weights = self._take_routing(1)
         return logits, experts[0], weights[0]
 
-    def close(self) -> None:
-        if getattr(self, "_ctx", None):
-            L.llama_batch_free(self._batch)
-            L.llama_free(self._ctx)
-            L.llama_model_free(self._model)
-            self._ctx = None
+    def _release(self) -> None:
+        L.llama_batch_free(self._batch)
+        L.llama_free(self._ctx)
+        L.llama_model_free(self._model)
+        self._ctx = None
 
-    def __del__(self) -> None:  # pragma: no cover - interpreter shutdown order varies
+    def __del__(self) -> None:  # pragma: no cover - depends on garbage collection
         try:
             self.close()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - half-built engine or interpreter shutdown
             pass

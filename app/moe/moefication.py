@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-ALGORITHM_VERSION = "balanced-kmeans-coact-1"
+ALGORITHM_VERSION = "balanced-kmeans-coact-2"
 SEED = 20220601
 
 CALIBRATION_TEXT = """\
@@ -81,7 +81,8 @@ def balanced_kmeans(
     """Cluster the rows of ``features`` into ``clusters`` groups of equal size (±1) by cosine
     similarity; returns the group of each row. Deterministic for a given seed."""
     n = features.shape[0]
-    x = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    x = np.asarray(features, dtype=np.float64)
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     capacity = np.full(clusters, n // clusters)
     capacity[: n % clusters] += 1
     rng = np.random.default_rng(seed)
@@ -95,25 +96,32 @@ def balanced_kmeans(
     c = np.array(centroids)
     assign = np.full(n, -1)
     for _ in range(iterations):
-        sim = x @ c.T
-        order = np.argsort(-sim.ravel(), kind="stable")
-        new = np.full(n, -1)
-        room = capacity.copy()
-        placed = 0
-        for flat in order.tolist():
-            row, col = divmod(flat, clusters)
-            if new[row] < 0 and room[col] > 0:
-                new[row] = col
-                room[col] -= 1
-                placed += 1
-                if placed == n:
-                    break
+        new = _balanced_assign(x @ c.T, capacity)
         if np.array_equal(new, assign):
             break
         assign = new
         for j in range(clusters):
             mean = x[assign == j].mean(axis=0)
             c[j] = mean / max(np.linalg.norm(mean), 1e-12)
+    return assign
+
+
+def _balanced_assign(sim: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+    """Give every row a cluster, respecting capacities: rows propose to their most similar
+    cluster that still has room; a cluster keeps its most similar proposers (ties: lower row
+    index) up to its room; the rest propose again. At most E + 1 rounds, all vectorised."""
+    n, clusters = sim.shape
+    assign = np.full(n, -1)
+    room = capacity.copy()
+    while (free := np.flatnonzero(assign < 0)).size:
+        masked = np.where(room > 0, sim[free], -np.inf)
+        choice = np.argmax(masked, axis=1)
+        for j in range(clusters):
+            proposers = free[choice == j]
+            if proposers.size and room[j] > 0:
+                keep = proposers[np.lexsort((proposers, -sim[proposers, j]))][: room[j]]
+                assign[keep] = j
+                room[j] -= keep.size
     return assign
 
 

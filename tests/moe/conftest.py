@@ -15,8 +15,15 @@ from app.moe.registry import default_model_path
 
 
 @pytest.fixture(scope="session")
-def moe_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("moe-cache")
+def moe_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory for the session; engines cache under its ``moe`` folder, as they do
+    under ``settings.data_dir``."""
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="session")
+def moe_cache_dir(moe_data_dir: Path) -> Path:
+    return moe_data_dir / "moe"
 
 
 @pytest.fixture(scope="session")

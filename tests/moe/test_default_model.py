@@ -42,6 +42,25 @@ def test_partition_rebuild_is_deterministic(default_engine, tmp_path):
         again.close()
 
 
+def test_learned_groups_concentrate_activation_mass(default_engine):
+    """Co-activation clustering must beat an arbitrary split: the top-2 of 8 groups carry more
+    of a layer's activation mass than with a random balanced partition (measured: ~0.35 vs
+    ~0.29; 0.25 would be uniform)."""
+    from app.moe import moefication as mf
+
+    learned = np.array([e.weights for e in default_engine.chat(USER, max_tokens=24)[0]])
+    rng = np.random.default_rng(0)
+    saved = default_engine._membership
+    try:
+        default_engine._membership = np.stack(
+            [mf.group_membership(rng.permutation(np.arange(1536) % 8), 8) for _ in range(30)]
+        )
+        random = np.array([e.weights for e in default_engine.chat(USER, max_tokens=24)[0]])
+    finally:
+        default_engine._membership = saved
+    assert learned.sum(axis=2).mean() > random.sum(axis=2).mean() + 0.03
+
+
 def test_stream_reports_routing_per_token(default_engine):
     stream = default_engine.chat_stream(USER, max_tokens=12)
     events = list(stream)

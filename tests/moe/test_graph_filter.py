@@ -5,7 +5,7 @@ import ctypes
 import numpy as np
 import pytest
 
-from app.moe import graph_filter
+from app.moe import EngineUnavailable, graph_filter
 from tests.moe.conftest import USER
 
 
@@ -58,3 +58,5 @@ def test_python_fallback_captures_the_same_routing(tiny_moe, tiny_llama):
         np.testing.assert_array_equal(sa.prompt_experts, sb.prompt_experts)
     finally:
         fallback.close()
+    with pytest.raises(EngineUnavailable):
+        fallback.chat_stream(USER)

@@ -121,11 +121,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_cli_server_with_the_openai_client(tmp_path):
+def test_cli_server_with_the_openai_client(default_engine, moe_data_dir):
     import openai
 
     port = _free_port()
-    env = {**os.environ, "PERFLOOP_DATA_DIR": str(tmp_path)}
+    # the same data dir as the session's engine: the server finds the cached partition
+    env = {**os.environ, "PERFLOOP_DATA_DIR": str(moe_data_dir)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "app.moe", "serve", "--port", str(port)],
         env=env,
@@ -152,7 +153,8 @@ def test_cli_server_with_the_openai_client(tmp_path):
         assert len(routed) == 6 and len(routed[0]["experts"]) == 30
         with pytest.raises(openai.NotFoundError):
             client.chat.completions.create(model="nope", messages=USER)
-        assert (tmp_path / "moe").is_dir()  # the partition is cached under the data dir
+        partitions = list((moe_data_dir / "moe").glob("*.npz"))
+        assert partitions == [default_engine.partition_path]
     finally:
         proc.terminate()
         proc.wait(timeout=30)
