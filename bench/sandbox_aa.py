@@ -18,8 +18,10 @@ def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 20
     backend = sys.argv[2] if len(sys.argv) > 2 else "bwrap"
     print(f"A/A on {backend}, {runs} runs; {load()}")
-    print(f"{'run':>3} {'verdict':>16} {'speedup':>8} {'ci95':>17} {'±%':>6} {'ms/call':>8} "
-          f"{'pairs':>5} {'clock':>5} {'eval s':>6}")
+    print(
+        f"{'run':>3} {'verdict':>16} {'speedup':>8} {'ci95':>17} {'±%':>6} {'ms/call':>8} "
+        f"{'pairs':>5} {'clock':>5} {'eval s':>6}"
+    )
     ok = widths = 0
     halfwidths, durations = [], []
     for i in range(runs):
@@ -30,12 +32,16 @@ def main() -> None:
         durations.append(v["duration_s"])
         ok += v["verdict"] == "not significant" and low <= 1.0 <= high
         widths += half < 0.03
-        print(f"{i + 1:>3} {v['verdict']:>16} {v['speedup']:8.4f} [{low:.4f}, {high:.4f}] "
-              f"{half * 100:5.2f}% {v['baseline']['per_call_s'] * 1e3:8.3f} "
-              f"{v['timing']['pairs']:>5} {v['timing']['clock']:>5} {v['duration_s']:6.1f}")
+        print(
+            f"{i + 1:>3} {v['verdict']:>16} {v['speedup']:8.4f} [{low:.4f}, {high:.4f}] "
+            f"{half * 100:5.2f}% {v['baseline']['per_call_s'] * 1e3:8.3f} "
+            f"{v['timing']['pairs']:>5} {v['timing']['clock']:>5} {v['duration_s']:6.1f}"
+        )
     print(f"not significant with 1.0 inside the CI: {ok}/{runs} (target >= {runs - runs // 20})")
-    print(f"CI narrower than ±3%: {widths}/{runs}; median half-width "
-          f"{median(halfwidths) * 100:.2f}%, max {max(halfwidths) * 100:.2f}%")
+    print(
+        f"CI narrower than ±3%: {widths}/{runs}; median half-width "
+        f"{median(halfwidths) * 100:.2f}%, max {max(halfwidths) * 100:.2f}%"
+    )
     print(f"median evaluation time {median(durations):.1f} s; {load()}")
 
 

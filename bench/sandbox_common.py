@@ -13,16 +13,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 # f(n) repeats the same loop `reps` times: a candidate with half the reps does exactly half the
 # work and returns the same value.
-LOOP = ("def f(n):\n    for _ in range({reps}):\n        s = 0\n        for i in range(n):\n"
-        "            s += i % 7\n    return s\n")
-# About 1 ms per call on this machine with reps=2 (calibrated in sandbox_aa.py's output).
-WORKLOAD_1MS = "def cases():\n    return [(12000,), (13000,), (14000,)]\n"
+LOOP = (
+    "def f(n):\n    for _ in range({reps}):\n        s = 0\n        for i in range(n):\n"
+    "            s += i % 7\n    return s\n"
+)
+# About 1 ms per call (reps=2) on this machine: see the ms/call column of sandbox_aa.py.
+WORKLOAD_1MS = "def cases():\n    return [(20000,), (21000,), (22000,)]\n"
 
 
-def loop_task(baseline_reps: int, candidate_reps: int | None, workload: str = WORKLOAD_1MS,
-              **extra: object) -> dict:
-    task = {"baseline": LOOP.format(reps=baseline_reps), "entry": "f", "workload": workload,
-            **extra}
+def loop_task(
+    baseline_reps: int, candidate_reps: int | None, workload: str = WORKLOAD_1MS, **extra: object
+) -> dict:
+    task = {
+        "baseline": LOOP.format(reps=baseline_reps),
+        "entry": "f",
+        "workload": workload,
+        **extra,
+    }
     if candidate_reps is not None:
         task["candidate"] = LOOP.format(reps=candidate_reps)
     return task

@@ -41,11 +41,27 @@ def pyperf_mean(code: str, workload: str) -> float:
         Path(tmp, "target.py").write_text(code)
         Path(tmp, "workload.py").write_text(workload)
         out = Path(tmp, "out.json")
-        setup = (f"import sys; sys.path.insert(0, {tmp!r}); from target import f; "
-                 "from workload import cases; import copy; C = list(cases())")
-        subprocess.run([sys.executable, "-m", "pyperf", "timeit", "--fast", "-q", "-o",
-                        str(out), "-s", setup, "for a in C: f(*copy.deepcopy(a))"], check=True,
-                       capture_output=True)
+        setup = (
+            f"import sys; sys.path.insert(0, {tmp!r}); from target import f; "
+            "from workload import cases; import copy; C = list(cases())"
+        )
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pyperf",
+                "timeit",
+                "--fast",
+                "-q",
+                "-o",
+                str(out),
+                "-s",
+                setup,
+                "for a in C: f(*copy.deepcopy(a))",
+            ],
+            check=True,
+            capture_output=True,
+        )
         data = json.loads(out.read_text())
         values = [v for run in data["benchmarks"][0]["runs"] for v in run.get("values", [])]
         return sum(values) / len(values)
@@ -56,12 +72,16 @@ def main() -> None:
     print(f"sandbox ({backend}) vs pyperf; {load()}")
     for name, (baseline, candidate, workload) in PAIRS.items():
         ratio = pyperf_mean(baseline, workload) / pyperf_mean(candidate, workload)
-        v = sandbox.evaluate({"baseline": baseline, "candidate": candidate, "entry": "f",
-                              "workload": workload}, backend=backend)
+        v = sandbox.evaluate(
+            {"baseline": baseline, "candidate": candidate, "entry": "f", "workload": workload},
+            backend=backend,
+        )
         low, high = v["ci95"]
         diff = v["speedup"] / ratio - 1
-        print(f"{name:24} pyperf ×{ratio:7.3f}   sandbox ×{v['speedup']:7.3f} "
-              f"[{low:.3f}, {high:.3f}] {v['timing']['clock']}   difference {diff * 100:+5.1f}%")
+        print(
+            f"{name:24} pyperf ×{ratio:7.3f}   sandbox ×{v['speedup']:7.3f} "
+            f"[{low:.3f}, {high:.3f}] {v['timing']['clock']}   difference {diff * 100:+5.1f}%"
+        )
 
 
 if __name__ == "__main__":

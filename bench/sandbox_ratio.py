@@ -23,11 +23,15 @@ def measure(label: str, runs: int, backend: str) -> None:
         within += abs(v["speedup"] / 2.0 - 1) <= 0.05
         inside += low <= 2.0 <= high
         base = v["baseline"]
-        print(f"  {label:10} speedup {v['speedup']:.4f} ci95 [{low:.4f}, {high:.4f}] "
-              f"{v['verdict']} clock={v['timing']['clock']} pairs={v['timing']['pairs']} "
-              f"wall/cpu={base['wall_per_call_s'] / base['cpu_per_call_s']:.2f}")
-    print(f"{label}: median speedup {median(speedups):.4f}; within 5% of 2.0: {within}/{runs}; "
-          f"2.0 inside the CI: {inside}/{runs}")
+        print(
+            f"  {label:10} speedup {v['speedup']:.4f} ci95 [{low:.4f}, {high:.4f}] "
+            f"{v['verdict']} clock={v['timing']['clock']} pairs={v['timing']['pairs']} "
+            f"wall/cpu={base['wall_per_call_s'] / base['cpu_per_call_s']:.2f}"
+        )
+    print(
+        f"{label}: median speedup {median(speedups):.4f}; within 5% of 2.0: {within}/{runs}; "
+        f"2.0 inside the CI: {inside}/{runs}"
+    )
 
 
 def main() -> None:

@@ -1,8 +1,41 @@
 """Runs one evaluation on a backend and turns the supervisor's events into the verdict dict.
 
-The verdict is the contract the app, the CLI and the checks rely on (see ``sandbox/__init__``):
-its keys are always present; values that do not apply are ``None``. The speedup is recomputed
-here from the raw paired samples with the same statistics module the supervisor uses.
+The verdict (every key always present; ``None`` where it does not apply):
+
+``status``
+    ``ok`` | ``failed`` (tests or equivalence failed, or the code does not import / lacks the
+    entry point) | ``timeout`` | ``memory`` | ``output_limit`` | ``crashed`` | ``tampered`` |
+    ``error`` (the evaluation could not judge: broken baseline or workload, harness fault).
+``message``
+    what happened, for a person (``None`` when ``ok``).
+``correct``
+    tests all pass and outputs (and input mutations) equal the baseline's on every case.
+``tests``
+    ``{passed, failed, failures: [{name, message}], ran}``.
+``equivalent``, ``mismatches``, ``mismatch_count``
+    first mismatches ``{case, reason, expected, got}`` (values shortened).
+``speedup``, ``ci95``, ``verdict``
+    baseline time / candidate time (geometric mean of paired ratios), its 95% CI ``[low, high]``,
+    ``faster`` | ``slower`` | ``not significant``; all ``None`` unless correct in compare mode.
+``baseline``, ``candidate``
+    timing summaries: ``statistic`` (median), ``clock`` (cpu | wall), ``per_call_s``,
+    ``cpu_per_call_s``, ``wall_per_call_s``, ``spread_s``, ``samples``, ``processes``,
+    ``calls_per_sample``.
+``timing``
+    ``{clock, rounds, stopped, duration_s, pairs, samples}``; ``samples`` holds the raw
+    per-call times ``[cpu, wall]`` of each pair, round by round.
+``line_profile``
+    one entry per executed line of the entry function and of the functions of ``target`` it
+    calls: ``{function, line, hits, time_s, share, source}``; ``share`` is relative to the
+    entry function's total time. ``profile`` summarises per function.
+``peak_memory_bytes``, ``baseline_peak_memory_bytes``
+    the largest tracemalloc peak over the workload's calls.
+``output``
+    ``{stdout, stderr, bytes}``: the tails of what the code under test printed.
+``stages``, ``mode``, ``backend``, ``duration_s``.
+
+The speedup is recomputed here from the raw paired samples with the statistics module the
+supervisor uses.
 """
 
 from __future__ import annotations
@@ -178,6 +211,7 @@ def _timing(v: dict, task: Task, data: dict) -> None:
             "calls_per_sample": data["calls_per_sample"][role],
         }
     v["timing"] = {k: data.get(k) for k in ("clock", "rounds", "stopped", "duration_s")}
+    v["timing"]["samples"] = rounds
     if task.mode == "compare":
         est = estimate_speedup(ratios_by_round(rounds, clock), seed=0)
         v["speedup"] = est.speedup

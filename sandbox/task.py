@@ -54,7 +54,7 @@ class Limits:
 class TimingOptions:
     """How long and how precisely to time (see ``sandbox/harness/timing.py`` for the method)."""
 
-    budget_s: float = 6.0  # wall-clock budget of the timing stage
+    budget_s: float = 9.0  # wall-clock budget of the timing stage
     min_sample_s: float = 0.02  # loops are calibrated so one sample lasts at least this long
     min_rounds: int = 4  # fresh baseline/candidate process pairs, at least
     max_rounds: int = 20

@@ -123,7 +123,6 @@ class Backend(ABC):
 
 
 def run_streaming(argv: list[str], *, limits: Limits, on_event: OnEvent,
-                  pass_fds: tuple[int, ...] = (), preexec_fn=None,  # noqa: ANN001
                   env: dict[str, str] | None = None, cwd: str | None = None) -> SandboxRun:
     """Run a sandbox process, stream its events, kill its process group at the wall limit."""
     start = time.monotonic()
@@ -132,8 +131,7 @@ def run_streaming(argv: list[str], *, limits: Limits, on_event: OnEvent,
     result = SandboxRun()
     stderr = bytearray()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, pass_fds=pass_fds, preexec_fn=preexec_fn,
-                            env=env if env is not None else {}, cwd=cwd,
+                            stderr=subprocess.PIPE, env=env if env is not None else {}, cwd=cwd,
                             start_new_session=True)
     try:
         with selectors.DefaultSelector() as selector:

@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import functools
 import os
-import resource
 import secrets
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from ..task import Limits
@@ -47,6 +45,7 @@ class BwrapBackend(Backend):
     def __init__(self, bwrap: str = "bwrap", python: str | None = None) -> None:
         self.bwrap = shutil.which(bwrap)
         self.setpriv = shutil.which("setpriv") or "/usr/bin/setpriv"
+        self.prlimit = shutil.which("prlimit") or "/usr/bin/prlimit"
         self.python = python or sys.executable
         self._probe: str | None | bool = False
 
@@ -57,6 +56,8 @@ class BwrapBackend(Backend):
             return "bubblewrap is not installed (Debian: apt-get install bubblewrap)"
         if os.geteuid() == 0 and not os.path.exists(self.setpriv):
             return "setpriv (util-linux) is needed to drop root privileges inside bubblewrap"
+        if not os.path.exists(self.prlimit):
+            return "prlimit (util-linux) is needed to set the sandbox's resource limits"
         if self._probe is False:
             self._probe = self._try()
         return self._probe
@@ -79,19 +80,6 @@ class BwrapBackend(Backend):
         return Layout(python=self.python, harness_parent=str(Path(HARNESS_MOUNT).parent),
                       harness_package=Path(HARNESS_MOUNT).name, task_dir=TASK_MOUNT,
                       work_dir="/scratch", pid_namespace=True)
-
-    @staticmethod
-    def _preexec(limits: Limits) -> Callable[[], None]:
-        def preexec() -> None:
-            nproc = limits.max_processes
-            if os.geteuid() != 0:  # an ordinary user: its other processes count too
-                nproc += _processes_of(os.getuid())
-            resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
-            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-            resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files + 64,) * 2)
-            resource.setrlimit(resource.RLIMIT_FSIZE, (limits.disk_bytes,) * 2)
-
-        return preexec
 
     def command(self, task_dir: Path, limits: Limits) -> list[str]:
         """The bwrap command line (and, as root, the switch to a fresh uid inside it)."""
@@ -130,11 +118,20 @@ class BwrapBackend(Backend):
                      "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--", *inner]
         else:
             args = ["--unshare-all", "--cap-drop", "ALL", *args]
-        return [self.bwrap, *args, "--", *inner]
+        return [*self._rlimits(limits), self.bwrap, *args, "--", *inner]
+
+    def _rlimits(self, limits: Limits) -> list[str]:
+        """``prlimit`` in front of bwrap: no preexec_fn, so callers may use threads."""
+        nproc = limits.max_processes
+        if os.geteuid() != 0:  # an ordinary user: its other processes count too
+            nproc += _processes_of(os.getuid())
+        nofile = limits.open_files + 64
+        return [self.prlimit, f"--nproc={nproc}:{nproc}", "--core=0:0",
+                f"--nofile={nofile}:{nofile}", f"--fsize={limits.disk_bytes}:{limits.disk_bytes}",
+                "--"]
 
     def run(self, task_dir: Path, limits: Limits, on_event: OnEvent) -> SandboxRun:
-        return run_streaming(self.command(task_dir, limits), limits=limits, on_event=on_event,
-                             preexec_fn=self._preexec(limits))
+        return run_streaming(self.command(task_dir, limits), limits=limits, on_event=on_event)
 
 
 def _parents(paths: list[str]) -> list[str]:

@@ -190,9 +190,10 @@ class Supervisor:
                     getattr(self, "run_" + name)()
         except Stop as stop:
             status, message = stop.status, stop.message
-            if stop.role == "baseline" and self.mode == "compare" and status != "tampered":
-                if status not in ("error",):
-                    message = f"the baseline failed, not the candidate: {message}"
+            if stop.role == "baseline" and self.mode == "compare":
+                # The baseline's own trouble is the task's problem, not the candidate's.
+                if status != "error":
+                    message = f"the baseline failed ({status}), not the candidate: {message}"
                 status = "error"
         except Exception:  # noqa: BLE001 - a harness bug must still produce a verdict
             status, message = "error", "sandbox harness error:\n" + traceback.format_exc()[-2000:]

@@ -1,6 +1,8 @@
 """The timing stage: calibrated, interleaved, paired samples from fresh processes.
 
-- Each *round* starts a fresh worker per side (baseline, candidate), imports the code, and
+- Each *round* starts a fresh worker per side (baseline, candidate), pins both to the same
+  randomly chosen CPU (so that the two sides of a pair share one CPU's caches and neighbours
+  rather than the scheduler parking them on different ones), imports the code, and
   takes one warm-up sample per side (the first round calibrates instead: the loop count is
   doubled until one sample lasts at least ``min_sample_s``).
 - Then ``pairs_per_round`` pairs: one sample of each side, in random order.
@@ -17,6 +19,7 @@
 from __future__ import annotations
 
 import math
+import os
 import random
 import statistics
 import time
@@ -45,6 +48,14 @@ def _calibrate(sup, worker, n_cases: int, min_s: float, what: str) -> int:  # no
             return loops
         factor = min(10.0, max(2.0, 1.2 * min_s / max(took, 1e-9)))
         loops = max(loops + 1, min(int(loops * factor), MAX_CALLS_PER_SAMPLE // n_cases))
+
+
+def _pin(pid: int, cpu: int | None) -> None:
+    if cpu is not None:
+        try:
+            os.sched_setaffinity(pid, {cpu})
+        except OSError:
+            pass
 
 
 def choose_clock(samples: dict[str, list[tuple[float, float]]]) -> str:
@@ -83,14 +94,17 @@ def _measure(sup, roles: list[str], opts: dict) -> dict:  # noqa: ANN001
     samples: dict[str, list[tuple[float, float]]] = {r: [] for r in roles}
     n_cases = 0
     stop_reason = "max_rounds"
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [None]
     estimate = None
     while len(rounds) < int(opts["max_rounds"]):
         round_start = time.monotonic()
         workers = {}
         try:
+            cpu = rng.choice(cpus)
             for role in roles:
                 workers[role], loaded = sup.load(role, quiet=True)
                 n_cases = loaded["n_cases"]
+                _pin(workers[role].pid, cpu)
             for role in roles:
                 what = f"timing the {role}"
                 if role not in loops:
