@@ -5,7 +5,9 @@ same run (issue 4 targets: within 15% for llama.cpp, within 5% for transformers)
 
 Engines are loaded side by side and measured in interleaved rounds (A, B, A, B, ...), so a
 burst of load from elsewhere on the machine hits both; the figure of merit is the median of the
-per-round ratios. Each measurement prefills the same prompt, then times greedy decode steps,
+per-round ratios. Both wall-clock and process CPU time are reported: on two shared cores the
+wall clock follows other people's load, while CPU time (the engines run one thread by default)
+measures the work itself. Each measurement prefills the same prompt, then times greedy decode steps,
 converting each token's routing to lists as ``chat_stream`` does.
 
 Models: the default model (SmolLM2-135M Q4_1, MoEfied, llama.cpp) and a synthetic Qwen3-MoE
@@ -16,6 +18,7 @@ GGUF for llama.cpp and as an HF checkpoint for transformers.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -23,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.moe.engine import default_threads
 from app.moe.hf_engine import TransformersEngine
 from app.moe.llama_engine import LlamaCppEngine
 from app.moe.registry import default_model_path
@@ -31,14 +35,15 @@ from app.moe.tiny import build_tiny_moe
 PROMPT = [{"role": "user", "content": "Explain how a hash map works, with a Python example."}]
 
 
-def decode_rate(engine, ids: list[int], tokens: int) -> float:
+def decode_rate(engine, ids: list[int], tokens: int) -> tuple[float, float]:
+    """(wall-clock, CPU-time) tokens/s of ``tokens`` greedy decode steps after the prompt."""
     logits, *_ = engine._prefill(ids)
-    start = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(tokens):
         logits, experts, weights = engine._step(int(np.argmax(logits)))
         experts.tolist()
         weights.tolist()
-    return tokens / (time.perf_counter() - start)
+    return tokens / (time.perf_counter() - wall), tokens / (time.process_time() - cpu)
 
 
 def compare(label: str, engines: dict[str, object], rounds: int, tokens: int) -> None:
@@ -46,23 +51,34 @@ def compare(label: str, engines: dict[str, object], rounds: int, tokens: int) ->
     ids = next(iter(engines.values()))._encode_chat(PROMPT)
     for engine in engines.values():
         decode_rate(engine, ids, 8)  # warm-up
-    rates: dict[str, list[float]] = {n: [] for n in names}
+    wall: dict[str, list[float]] = {n: [] for n in names}
+    cpu: dict[str, list[float]] = {n: [] for n in names}
+    load = os.getloadavg()[0]
     for _ in range(rounds):
         for n in names:
-            rates[n].append(decode_rate(engines[n], ids, tokens))
+            w, c = decode_rate(engines[n], ids, tokens)
+            wall[n].append(w)
+            cpu[n].append(c)
     base = names[-1]
-    print(f"{label} ({len(ids)}-token prompt, {rounds} rounds x {tokens} tokens)")
+    print(
+        f"{label}: {len(ids)}-token prompt, {rounds} interleaved rounds x {tokens} tokens, "
+        f"{default_threads()} thread(s), load average {load:.1f} -> {os.getloadavg()[0]:.1f}"
+    )
     for n in names:
-        line = f"  {n:<28} median {statistics.median(rates[n]):7.1f} tokens/s"
+        line = (
+            f"  {n:<26} wall {statistics.median(wall[n]):7.1f} tok/s   "
+            f"CPU {statistics.median(cpu[n]):7.1f} tok/s"
+        )
         if n != base:
-            ratio = statistics.median(a / b for a, b in zip(rates[n], rates[base], strict=True))
-            line += f"   ratio to '{base}' {ratio:.3f} (overhead {100 * (1 - ratio):.1f}%)"
+            rw = statistics.median(a / b for a, b in zip(wall[n], wall[base], strict=True))
+            rc = statistics.median(a / b for a, b in zip(cpu[n], cpu[base], strict=True))
+            line += f"   vs '{base}': wall {rw:.3f}, CPU {rc:.3f} (overhead {100 * (1 - rc):.1f}%)"
         print(line)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=11)
     parser.add_argument("--tokens", type=int, default=64)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
