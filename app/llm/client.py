@@ -98,8 +98,10 @@ class _RoutingSink:
 def _check_key(model: str, options: dict[str, Any]) -> None:
     """Fail fast, and clearly, when a remote provider has no key (litellm's own errors for a
     missing key differ per provider: 401, 500, connection error)."""
-    if is_local(model) or options.get("api_key") or "mock_response" in options:
+    if is_local(model) or "mock_response" in options:
         return
+    if options.get("api_key") or options.get("api_base") or options.get("base_url"):
+        return  # an explicit key, or a self-hosted OpenAI-compatible server
     if provider_of(model) in _providers:
         return
     try:

@@ -118,6 +118,28 @@ def turn_message(instruction: str, *, code: str, entry: str, feedback: Sequence[
     return "\n".join(parts)
 
 
+# Small local models (the offline default has 135M parameters) lose the thread in a long
+# prompt and repeat themselves; they do follow a short one. Same information, fewer words.
+COMPACT_SYSTEM_PROMPT = (
+    "You are a Python performance expert. Keep the behaviour identical. "
+    "Always answer with the code in a ```python block."
+)
+
+
+def compact_turn_message(instruction: str, *, code: str, feedback: Sequence[Feedback]) -> str:
+    """The turn message for small models: request, code, then the profile's top lines and a
+    one-line verdict per recent attempt."""
+    parts = [f"{instruction.strip()}\n```python\n{code.rstrip()}\n```"]
+    current = [f for f in feedback if f.is_current]
+    hot = sorted(current[0].hot_lines, key=lambda h: h.time, reverse=True)[:3] if current else []
+    if hot:
+        parts.append("Profile (share of time per line):")
+        parts += [f"{h.line:>4}: {h.share:6.1%} | {h.source.rstrip()}" for h in hot]
+    for f in [f for f in feedback if not f.is_current][-2:]:
+        parts.append("Last attempt: " + format_feedback(f, hot_lines=0).split("\n")[0])
+    return "\n".join(parts)
+
+
 def verdict_message(items: Sequence[Feedback]) -> str:
     """The short message added to the conversation after a turn's candidates are evaluated."""
     return "Sandbox verdict:\n" + "\n".join(format_feedback(i, hot_lines=3) for i in items)

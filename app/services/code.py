@@ -189,7 +189,7 @@ def extract_code(reply: str, base_source: str, entry: str) -> Extraction:
     """Every new, parseable code version proposed in ``reply``, merged onto ``base_source``."""
     proposals: list[ProposedCode] = []
     problems: list[str] = []
-    seen = {base_source.strip()}
+    seen: set[str] = set()
     for i, block in enumerate(python_blocks(reply)):
         label = f"block {i + 1}"
         if not block.strip():
@@ -214,6 +214,9 @@ def extract_code(reply: str, base_source: str, entry: str) -> Extraction:
             continue
         if not defines(source, entry):
             problems.append(f"{label} leaves no `{entry}` in the module")
+            continue
+        if source.strip() == base_source.strip():
+            problems.append(f"{label} repeats the current version unchanged")
             continue
         if source.strip() in seen:
             problems.append(f"{label} is the same as a version already proposed")

@@ -27,6 +27,8 @@ DEFAULT_INSTRUCTION = (
 CONVERSATION_KINDS = ("chat", "verdict")
 #: How many recent candidates' verdicts go into the prompt besides the current version's.
 RECENT_VERDICTS = 3
+#: Local models with at most this context get the compact prompt.
+COMPACT_CONTEXT = 8192
 
 TokenFn = Callable[[str], None]
 RoutingFn = Callable[[Any], None]
@@ -101,10 +103,32 @@ def merge_roles(messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def compact_prompt_for(model: str) -> bool:
+    """Small local models get the compact prompt (see ``prompts.COMPACT_SYSTEM_PROMPT``):
+    a local model with a context of at most ``COMPACT_CONTEXT`` tokens."""
+    from app.llm import context_window, is_local
+
+    return is_local(model) and context_window(model) <= COMPACT_CONTEXT
+
+
 def build_prompt(
-    view: SessionView, base: CandidateView, instruction: str, *, before_id: int | None = None
+    view: SessionView,
+    base: CandidateView,
+    instruction: str,
+    *,
+    before_id: int | None = None,
+    compact: bool = False,
 ) -> list[dict[str, Any]]:
-    """System prompt + conversation + this turn's message (request, current code, feedback)."""
+    """System prompt + conversation + this turn's message (request, current code, feedback).
+    ``compact``: a short system prompt and message and no history, for small models."""
+    if compact:
+        text = prompts.compact_turn_message(
+            instruction, code=base.source, feedback=feedback_for(view, base)
+        )
+        return [
+            {"role": "system", "content": prompts.COMPACT_SYSTEM_PROMPT},
+            {"role": "user", "content": text},
+        ]
     last = prompts.turn_message(
         instruction,
         code=base.source,
@@ -163,7 +187,7 @@ def run_turn(
             meta={"parent_id": base.id},
         )
         user_id = user.id
-        messages = build_prompt(view, base, text)
+        messages = build_prompt(view, base, text, compact=compact_prompt_for(model))
         user.meta = {**user.meta, "prompt": messages[-1]["content"], "model": model}
     stored = {"session_id": session_id, "user_message_id": user_id}
     result, reply_id = call_model(

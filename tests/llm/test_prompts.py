@@ -54,3 +54,15 @@ def test_only_the_hottest_lines_are_listed():
 def test_summary_prompt_numbers_lines():
     text = prompts.summarize("a = 1\nb = 2\n", granularity="line-by-line")
     assert "   1| a = 1" in text and "   2| b = 2" in text
+
+
+def test_the_compact_prompt_for_small_models_still_carries_the_profile():
+    fb = [
+        prompts.Feedback("current", "ok", True, hot_lines=PROFILE, is_current=True),
+        prompts.Feedback("candidate 4", "failed", False, tests_failed=1),
+    ]
+    text = prompts.compact_turn_message("Faster please.", code="def f():\n    pass\n", feedback=fb)
+    assert text.startswith("Faster please.\n```python\ndef f():")
+    assert "   4:  90.0% |         if x in b:" in text
+    assert "Last attempt: candidate 4: WRONG — 1 test(s) failed" in text
+    assert len(text) < 400

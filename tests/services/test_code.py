@@ -104,3 +104,9 @@ def test_a_version_without_the_entry_point_is_refused():
     )
     assert ex.proposals == []
     assert "leaves no `slow`" in ex.problems[0]
+
+
+def test_a_block_that_repeats_the_current_version_is_named_as_such():
+    ex = extract_code(f"Already optimal:\n```python\n{BASE}```", BASE, "slow")
+    assert ex.proposals == []
+    assert ex.problems == ["block 1 repeats the current version unchanged"]
