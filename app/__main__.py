@@ -166,10 +166,22 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
     args = _parser().parse_args(argv)
-    if args.command == "run":
-        return cmd_run(args)
-    return cmd_export(args)
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        return cmd_export(args)
+    except (OperationalError, ProgrammingError) as exc:
+        # Most often a fresh database without tables: say how to create them.
+        print(
+            f"perfloop: the database is not usable ({type(exc.orig).__name__}: "
+            f"{str(exc.orig).splitlines()[0]}); create or update its tables with "
+            "`make migrate` (alembic upgrade head)",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

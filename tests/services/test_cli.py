@@ -126,3 +126,16 @@ def test_export_as_a_real_command(sqlite_url, sqlite_engine, tmp_path):
         check=True,
     ).stdout
     assert out.startswith("<!DOCTYPE html>") and "<h1>cli</h1>" in out
+
+
+def test_a_database_without_tables_gets_a_clear_message(tmp_path):
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}", "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "app", "export", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert "no such table" in proc.stderr and "make migrate" in proc.stderr
