@@ -273,6 +273,12 @@ class LlamaCppEngine(MoEEngine):
         token = L.llama_vocab_bos(self._vocab)
         self._decode([token if token >= 0 else 0], all_logits=False)
         self._set_wanted({})
+        if not self._seen:
+            raise EngineUnavailable(
+                "no FFN tensors were seen in the llama.cpp graph: either the architecture has "
+                "none of the known FFN names or this llama.cpp build's ggml_tensor layout "
+                "differs from the one app/moe reads (built for llama-cpp-python 0.3.36)"
+            )
         self._reset()
 
     def _moe_layers_seen(self) -> list[int]:
@@ -328,9 +334,10 @@ class LlamaCppEngine(MoEEngine):
 
     def _model_info(self, name: str, n_ctx: int) -> ModelInfo:
         layers, experts, k = len(self._moe_layers), self._expert_count, self._top_k
+        title = f"{self.path.stem} ({self.architecture})"
         if self._moefied:
             description = (
-                f"{name} ({self.architecture}) is a dense model. Its 'experts' are MoEfied "
+                f"{title} is a dense model. Its 'experts' are MoEfied "
                 f"neuron groups, not trained experts: each of its {layers} FFN layers is split "
                 f"into {experts} groups of co-activating neurons, and each token reports the "
                 f"{k} groups with the largest activation mass. The FFN is computed in full, so "
@@ -338,7 +345,7 @@ class LlamaCppEngine(MoEEngine):
             )
         else:
             description = (
-                f"{name} ({self.architecture}) is a mixture-of-experts model with {experts} "
+                f"{title} is a mixture-of-experts model with {experts} "
                 f"trained experts in each of its {layers} MoE layers, {k} routed per token."
             )
         return ModelInfo(
