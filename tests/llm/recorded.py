@@ -4,6 +4,7 @@ and records the messages it was sent. Tests that use it say so in their names.""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,7 @@ class Transcript(CustomLLM):
     # Recorded routing: like the local MoE provider, report each chunk's experts (2 layers,
     # top-2 of 4, deterministic) to the sink app.llm passes in litellm's metadata.
     routing: bool = False
+    delay_s: float = 0.0  # pause before each chunk (a slow provider)
 
     def __post_init__(self) -> None:
         super().__init__()
@@ -58,6 +60,8 @@ class Transcript(CustomLLM):
 
                 experts = [[n % 4, (n + 1) % 4], [(n + 2) % 4, (n + 3) % 4]]
                 sink.event(RoutingEvent(n, piece, None, experts, [[0.75, 0.25], [0.5, 0.5]]))
+            if self.delay_s:
+                time.sleep(self.delay_s)
             yield _chunk(piece)
         if isinstance(reply, Broken):
             raise reply.error
@@ -88,11 +92,13 @@ def _chunk(text: str, *, finished: bool = False, usage: dict | None = None) -> d
     }
 
 
-def install(replies: list[str | Broken | Exception], *, routing: bool = False) -> Transcript:
+def install(
+    replies: list[str | Broken | Exception], *, routing: bool = False, delay_s: float = 0.0
+) -> Transcript:
     """Register a transcript as provider ``recorded``; use model ``recorded/transcript``."""
     from app.llm import register_provider
 
-    transcript = Transcript(replies=list(replies), routing=routing)
+    transcript = Transcript(replies=list(replies), routing=routing, delay_s=delay_s)
     register_provider(PROVIDER, transcript)
     return transcript
 

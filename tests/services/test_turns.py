@@ -4,6 +4,8 @@ transcripts (tests/llm/recorded.py), as the test names say."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from app import services
@@ -164,14 +166,18 @@ def test_a_turn_runs_in_the_background_and_can_be_polled_mock_provider(ctx, sess
 
 
 def test_a_background_turn_can_be_cancelled_recorded_transcript(ctx, session):
-    recorded.install(["word " * 400])
+    recorded.install(["word " * 400], delay_s=0.01)
     job = services.start_turn(session.info.id, "go", ctx=ctx)
+    deadline = time.monotonic() + 30
+    while job.snapshot().tokens == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
     job.cancel()
     assert job.wait(60)
     snap = job.snapshot()
     assert snap.state == "cancelled"
     msgs, _ = rows(ctx, session.info.id)
     assert msgs[-1][1:3] == ("assistant", "error")
+    assert 0 < len(msgs[-1][3]) < len("word " * 400), "the partial reply is kept"
 
 
 def test_a_session_that_is_not_ready_refuses_turns(ctx):
