@@ -96,3 +96,11 @@ def test_an_exception_from_the_callers_token_callback_passes_through_recorded_tr
 
     with pytest.raises(Stop):
         stream_chat("recorded/transcript", HELLO, on_token=on_token)
+
+
+def test_the_per_call_timeout_stops_a_slow_stream_recorded_transcript():
+    recorded.install(["word " * 100], delay_s=0.02)
+    with pytest.raises(E.StreamInterrupted) as info:
+        stream_chat("recorded/transcript", HELLO, timeout=0.2, max_retries=0)
+    assert "no complete answer within 0.2 s" in str(info.value)
+    assert info.value.partial_text.startswith("word word")

@@ -191,3 +191,27 @@ def test_a_session_that_is_not_ready_refuses_turns(ctx):
     with pytest.raises(services.InvalidInput) as info:
         services.run_turn(view.info.id, ctx=ctx)
     assert "not ready" in str(info.value)
+
+
+@pytest.mark.slow
+def test_evaluations_are_bounded_by_eval_workers_recorded_transcript(sqlite_engine, make_ctx):
+    ctx = make_ctx(sqlite_engine, eval_workers=1)
+    view = services.create_session(
+        baseline_source=BASELINE,
+        entry_point="count_common",
+        workload_source=WORKLOAD,
+        model=MODEL,
+        ctx=ctx,
+    )
+    recorded.install([reply_with(FASTER) + "\nOr:\n" + reply_with(WRONG)])
+    events: list[tuple[str, int]] = []
+    result = services.run_turn(
+        view.info.id,
+        ctx=ctx,
+        on_progress=lambda stage, info: events.append((stage, info.get("candidate_id"))),
+    )
+    assert len(result.candidates) == 2
+    sandbox = [(s, c) for s, c in events if c in {x.id for x in result.candidates}]
+    first = sandbox[0][1]
+    done_first = sandbox.index(("done", first))
+    assert all(c == first for _, c in sandbox[: done_first + 1]), "one evaluation at a time"
