@@ -5,6 +5,7 @@ When the job ends the whole page reruns once to show what it stored."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import streamlit as st
@@ -13,7 +14,8 @@ from app import services
 from app.services import JobSnapshot
 from app.ui.errors import message_for_job, show_message
 
-POLL_S = 0.5
+#: Seconds between two looks at a running job (each redraws the streamed text and heatmap).
+POLL_S = 1.0
 #: The sandbox's steps, in order, as the person should see them.
 EVAL_STEPS = ("tests", "equivalence", "timing", "profile")
 _LABELS = {
@@ -29,7 +31,9 @@ _LABELS = {
     "done": "done",
 }
 _MINE = "jobs:mine"  # job ids this browser session started, newest last
-_SEEN = "jobs:seen"  # finished job ids whose outcome was already shown
+_SEEN = "jobs:seen"  # finished job ids whose outcome was dismissed
+#: How long a finished job's outcome is shown to browsers other than the one that started it.
+RECENT_S = 600.0
 
 
 def progress_steps(
@@ -75,33 +79,41 @@ def start(fn: Callable[..., services.Job], *args: Any, **kwargs: Any) -> service
 
 
 def _dismiss_finished(job_id: int | None = None) -> None:
+    """Stop showing the outcome of ``job_id`` (default: of every finished job)."""
     seen = st.session_state.setdefault(_SEEN, [])
-    for i in st.session_state.get(_MINE, []):
-        if i in seen or (job_id is not None and i != job_id):
-            continue
-        try:
-            if services.get_job(i).snapshot().finished:
-                seen.append(i)
-        except services.NotFound:
-            seen.append(i)
+    for job in services.list_jobs():
+        if job.id not in seen and (job_id is None or job.id == job_id) and job.snapshot().finished:
+            seen.append(job.id)
 
 
 def _snapshots(session_id: int | None) -> list[JobSnapshot]:
-    """This session's running jobs (whoever started them) and this browser's unseen ones."""
-    jobs: dict[int, JobSnapshot] = {}
-    for job in services.list_jobs(session_id, running_only=True):
-        jobs[job.id] = job.snapshot()
+    """What the panel shows: the running jobs (of this session, or all on the Routing page) and
+    the newest finished one not yet dismissed here.
+
+    A finished job is found through the registry, not only through this browser's memory, so
+    its outcome survives a reconnect (which starts a new browser session) and teammates see it;
+    after ``RECENT_S`` only the browser that started it still shows it.
+    """
     seen = set(st.session_state.get(_SEEN, []))
-    for job_id in st.session_state.get(_MINE, []):
-        if job_id in jobs or job_id in seen:
-            continue
-        try:
-            snap = services.get_job(job_id).snapshot()
-        except services.NotFound:
-            continue
-        if session_id is None or snap.session_id in (session_id, None):
-            jobs[job_id] = snap
-    return sorted(jobs.values(), key=lambda s: s.id)
+    mine = set(st.session_state.get(_MINE, []))
+    now = datetime.now(UTC)
+    running: list[JobSnapshot] = []
+    finished: list[JobSnapshot] = []
+    for job in services.list_jobs(session_id):
+        snap = job.snapshot()
+        if not snap.finished:
+            running.append(snap)
+        elif snap.id not in seen and (
+            snap.id in mine
+            or (
+                session_id is not None
+                and snap.finished_at is not None
+                and (now - snap.finished_at).total_seconds() < RECENT_S
+            )
+        ):
+            finished.append(snap)
+    newest = sorted(finished, key=lambda s: s.finished_at or now)[-1:]
+    return sorted(running + newest, key=lambda s: s.id)
 
 
 def any_running(session_id: int | None) -> bool:

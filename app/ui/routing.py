@@ -22,11 +22,17 @@ def moefied_notice(moefied: bool) -> None:
         st.info(MOEFIED_NOTICE, icon="ℹ️")
 
 
+#: Tokens the live heatmap shows (the newest): each poll resends the figure to the browser, so
+#: it is kept small enough to redraw every second while the model is generating.
+LIVE_TOKENS = 64
+
+
 def live_heatmap(events: Sequence[Any], *, key: str, expert_count: int | None = None) -> None:
     """Heatmap of streamed routing events (``app.llm.RoutingEvent``: index, token, experts,
-    weights), newest on the right."""
+    weights), the newest ``LIVE_TOKENS`` of them, newest on the right."""
     if not events:
         return
+    events = list(events)[-LIVE_TOKENS:]
     experts = [e.experts for e in events]
     count = expert_count or 1 + max(
         (max(ids) for layers in experts for ids in layers if ids), default=0

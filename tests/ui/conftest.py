@@ -40,8 +40,18 @@ def ui_context(sqlite_engine, monkeypatch) -> Iterator:  # noqa: ANN001
     try:
         yield ctx
     finally:
+        _forget_jobs()
         services.set_default_context(None)
         ctx.close()
+
+
+def _forget_jobs() -> None:
+    """Jobs live in a process-wide registry and every test database has a session #1: let the
+    next test start with none."""
+    from app.services.jobs import forget_finished
+
+    wait_for_jobs()
+    forget_finished(older_than_s=-1)
 
 
 def _open_page(page: str, **query: str) -> AppTest:
@@ -197,6 +207,7 @@ def seeded(seeded_template, tmp_path) -> Iterator[Seeded]:  # noqa: ANN001
     try:
         yield Seeded(ctx=ctx, **ids)
     finally:
+        _forget_jobs()
         services.set_default_context(None)
         ctx.close()
         engine.dispose()
