@@ -133,8 +133,8 @@ def test_cli_server_with_the_openai_client(default_engine, moe_data_dir):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none")
     try:
-        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none")
         deadline = time.monotonic() + 120
         while True:
             try:
@@ -148,7 +148,8 @@ def test_cli_server_with_the_openai_client(default_engine, moe_data_dir):
         stream = client.chat.completions.create(
             model="default", messages=USER, max_tokens=6, stream=True
         )
-        chunks = list(stream)
+        with stream:
+            chunks = list(stream)
         routed = [t for c in chunks for t in (c.model_extra or {}).get("routing", [])]
         assert len(routed) == 6 and len(routed[0]["experts"]) == 30
         with pytest.raises(openai.NotFoundError):
@@ -156,6 +157,7 @@ def test_cli_server_with_the_openai_client(default_engine, moe_data_dir):
         partitions = list((moe_data_dir / "moe").glob("*.npz"))
         assert partitions == [default_engine.partition_path]
     finally:
+        client.close()
         proc.terminate()
         proc.wait(timeout=30)
         proc.stdout.close()
