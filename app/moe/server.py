@@ -4,7 +4,8 @@ Beside the usual fields, every streamed chunk carries a top-level ``routing`` li
 of that chunk — ``{"token", "experts": [[ids] per MoE layer], "weights": [[...] per layer]}`` —
 and a non-streamed response carries the routing of every generated token. ``/v1/models`` reports
 the model's layer, expert and top-k counts and whether the experts are MoEfied. Unlike
-OpenAI, ``temperature`` defaults to 0 (greedy): the optimizer wants reproducible replies.
+OpenAI, ``temperature`` defaults to 0 (greedy): the optimizer wants reproducible replies. A
+non-streamed request may set ``"include_prompt_routing": true`` to get the prompt's routing too.
 
 A reply is generated in one dedicated thread that pushes events to the event loop without
 waiting for it (a per-token thread hand-off that blocks the generator halves throughput on two
