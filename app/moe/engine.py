@@ -204,7 +204,7 @@ class MoEEngine:
             raise InvalidRequest("max_tokens must be at least 1")
         if temperature < 0:
             raise InvalidRequest("temperature must not be negative")
-        stops = [s for s in (stop or []) if s]
+        stops = [stop] if isinstance(stop, str) else [s for s in (stop or []) if s]
         ids = self._encode_chat(chat)
         if len(ids) + 1 > self.info.context_length:
             raise ContextTooLong(len(ids), self.info.context_length)
@@ -231,6 +231,8 @@ class MoEEngine:
         stream: ChatStream,
     ) -> Iterator[TokenEvent]:
         with self._lock:
+            if self._closed:  # closed between chat_stream() and the first next()
+                raise EngineUnavailable("this engine has been closed")
             logits, prompt_experts, prompt_weights = self._prefill(ids)
             rng = np.random.default_rng(seed)
             decoder = codecs.getincrementaldecoder("utf-8")("replace")
