@@ -204,7 +204,7 @@ class MoEEngine:
             raise InvalidRequest("max_tokens must be at least 1")
         if temperature < 0:
             raise InvalidRequest("temperature must not be negative")
-        stops = [stop] if isinstance(stop, str) else [s for s in (stop or []) if s]
+        stops = [s for s in ([stop] if isinstance(stop, str) else stop or []) if s]
         ids = self._encode_chat(chat)
         if len(ids) + 1 > self.info.context_length:
             raise ContextTooLong(len(ids), self.info.context_length)
