@@ -48,6 +48,7 @@ _DENSE_ACT_NAMES = (
     "ffn_gate_par",
 )
 _IDS, _WEIGHTS, _ACT, _PROBE = range(4)
+_GGML_TYPE_F32 = 0
 _GGML_DTYPES = {0: np.dtype(np.float32), 1: np.dtype(np.float16), 26: np.dtype(np.int32)}
 
 
@@ -118,6 +119,7 @@ class LlamaCppEngine(MoEEngine):
         moe_top_k: int = 2,
         cache_dir: Path | None = None,
         native_filter: bool = True,
+        reference_precision: bool = False,
     ) -> None:
         super().__init__()
         self.path = Path(path)
@@ -161,6 +163,11 @@ class LlamaCppEngine(MoEEngine):
         ctx_params.n_threads = threads
         ctx_params.n_threads_batch = threads
         ctx_params.no_perf = True
+        if reference_precision:
+            # float32 K/V cache and no flash attention (its CPU kernel rounds Q to float16): what
+            # comparisons with a float32 reference need; the defaults are faster
+            ctx_params.type_k = ctx_params.type_v = _GGML_TYPE_F32
+            ctx_params.flash_attn_type = L.LLAMA_FLASH_ATTN_TYPE_DISABLED
         ctx_params.cb_eval = self._cb
         if self._filter is not None:
             ctx_params.cb_eval_user_data = ctypes.addressof(self._filter)

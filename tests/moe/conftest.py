@@ -46,7 +46,7 @@ def tiny_moe(tmp_path_factory: pytest.TempPathFactory):
 def tiny_llama(tiny_moe):
     from app.moe.llama_engine import LlamaCppEngine
 
-    engine = LlamaCppEngine(tiny_moe.gguf_path)
+    engine = LlamaCppEngine(tiny_moe.gguf_path, reference_precision=True)
     yield engine
     engine.close()
 
