@@ -49,7 +49,7 @@ def test_python_fallback_captures_the_same_routing(tiny_moe, tiny_llama):
     from app.moe.llama_engine import LlamaCppEngine
 
     assert tiny_llama._filter is not None
-    fallback = LlamaCppEngine(tiny_moe.gguf_path, native_filter=False)
+    fallback = LlamaCppEngine(tiny_moe.gguf_path, native_filter=False, reference_precision=True)
     try:
         assert fallback._filter is None
         a, sa = tiny_llama.chat(USER, max_tokens=8)
