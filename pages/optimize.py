@@ -64,6 +64,10 @@ def new_session_form() -> None:
     if st.session_state.get(f"{KEEP}new:model") not in models:
         st.session_state[f"{KEEP}new:model"] = next(iter(models))
     top[2].selectbox("Model", list(models), key=f"{KEEP}new:model", format_func=lambda m: models[m])
+    upload = st.file_uploader("…or upload a .py file", type=["py"], key="new:upload")
+    if upload is not None and st.session_state.get("new:uploaded") != upload.file_id:
+        st.session_state["new:uploaded"] = upload.file_id  # load each upload once
+        set_code(f"{KEEP}new:baseline", upload.getvalue().decode("utf-8", errors="replace"))
     code_input("Code to optimize", f"{KEEP}new:baseline", height=14)
     left, right = st.columns(2)
     with left:
@@ -182,6 +186,14 @@ def chat_controls(view: services.SessionView) -> None:
         key=model_key,
         format_func=lambda m: models.get(m, m),
     )
+    st.text_input(
+        "…or any litellm model string",
+        key=f"{KEEP}model_other:{sid}",
+        placeholder="e.g. openai/gpt-4o-mini, ollama/qwen2.5-coder",
+    )
+    model = (
+        st.session_state.get(f"{KEEP}model_other:{sid}", "").strip() or st.session_state[model_key]
+    )
     busy = jobs.any_running(sid)
     text = st.chat_input(
         "Ask the optimizer (empty: make it faster)…", key=f"chat:{sid}", disabled=busy
@@ -195,7 +207,7 @@ def chat_controls(view: services.SessionView) -> None:
                 sid,
                 text,
                 parent_id=st.session_state[parent_key],
-                model=st.session_state.get(model_key),
+                model=model,
             )
             st.rerun()
 
@@ -259,10 +271,10 @@ def hand_editor(view: services.SessionView) -> None:
 def show_result(snap: services.JobSnapshot) -> None:
     result = snap.result
     if isinstance(result, services.TurnResult):
+        if result.candidates:
+            st.success(f"{len(result.candidates)} new candidate(s) evaluated.")
         if result.notice:
             st.info(result.notice)
-        elif result.candidates:
-            st.success(f"{len(result.candidates)} new candidate(s) evaluated.")
     elif isinstance(result, services.SessionView) and result.ready:
         st.success("The baseline passed its tests and was timed: iteration 0 is on the chart.")
     elif isinstance(result, services.SummaryEditResult):

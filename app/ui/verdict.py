@@ -108,8 +108,8 @@ def candidate_card(
                 st.caption("No line profile for this version.")
         with tabs[2]:
             st.code(c.source, language="python", line_numbers=True)
-        cols = st.columns(1 + len(actions or {}))
-        cols[0].download_button(
+        row = st.container(horizontal=True)  # buttons wrap instead of being cut off
+        row.download_button(
             "Download",
             c.source,
             file_name=f"candidate_{c.id}.py",
@@ -117,5 +117,5 @@ def candidate_card(
             key=f"{key}_dl",
             on_click="ignore",
         )
-        for col, (label, fn) in zip(cols[1:], (actions or {}).items(), strict=True):
-            col.button(label, key=f"{key}_{label}", on_click=fn, args=(c,))
+        for label, fn in (actions or {}).items():
+            row.button(label, key=f"{key}_{label}", on_click=fn, args=(c,))

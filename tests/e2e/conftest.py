@@ -82,6 +82,15 @@ def app_url(tmp_path_factory) -> Iterator[str]:  # noqa: ANN001
         log.close()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):  # noqa: ANN001, ANN201
+    report = yield
+    if report.when == "call" and report.failed and "browser_page" in item.fixturenames:
+        page = item.funcargs["browser_page"]
+        page.screenshot(path=str(ARTIFACTS / f"FAILED-{item.name}.png"), full_page=True)
+    return report
+
+
 @pytest.fixture(scope="module")
 def browser_page(app_url):  # noqa: ANN001, ANN201
     from playwright.sync_api import sync_playwright

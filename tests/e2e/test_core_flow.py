@@ -6,6 +6,7 @@ test-artifacts/."""
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -26,10 +27,16 @@ def wait_idle(page) -> None:  # noqa: ANN001
     )
 
 
-def chart_points(page, title: str) -> int:  # noqa: ANN001
+def chart_points(page, title: str, *, at_least: int = 1, timeout_s: float = 30.0) -> int:  # noqa: ANN001
+    """Markers drawn in the Plotly chart titled ``title``, once there are ``at_least`` of them
+    (Plotly redraws asynchronously after the page updates) or the time is up."""
     chart = page.locator(".js-plotly-plot").filter(has_text=title).first
     chart.wait_for()
-    return chart.locator("g.scatterlayer g.points path.point").count()
+    points = chart.locator("g.scatterlayer g.points path.point")
+    deadline = time.monotonic() + timeout_s
+    while points.count() < at_least and time.monotonic() < deadline:
+        page.wait_for_timeout(500)
+    return points.count()
 
 
 def test_core_flow(app_url: str, browser_page) -> None:  # noqa: ANN001
@@ -47,25 +54,37 @@ def test_core_flow(app_url: str, browser_page) -> None:  # noqa: ANN001
     assert chart_points(page, "Speedup per iteration") == 1
     shot(page, "02-optimize-baseline-verdict")
 
-    # one chat turn with the local model: its reply streams in, its candidate is evaluated
-    box = page.get_by_placeholder(re.compile("Ask the optimizer"))
-    box.fill("Make sum_of_squares faster: return sum(x * x for x in numbers).")
-    box.press("Enter")
-    page.get_by_text(re.compile("the model is writing")).first.wait_for(timeout=120_000)
-    shot(page, "03-optimize-streaming")
-    page.get_by_role("button", name="Dismiss").wait_for(timeout=600_000)  # the turn ended
-    errors = page.locator("[data-testid='stAlertContentError']").all_inner_texts()
-    assert not errors, errors
-    page.get_by_text(re.compile(r"new candidate\(s\) evaluated")).wait_for()
-    wait_idle(page)
+    # one chat turn with the local model: its reply streams in, its candidate is evaluated.
+    # A 135M-parameter model does not always answer with code; a reply without code is a valid
+    # outcome the page reports (a notice), so the turn is asked again, at most twice more.
+    made_candidates = False
+    for attempt in range(3):
+        box = page.get_by_placeholder(re.compile("Ask the optimizer"))
+        box.fill(
+            "Rewrite sum_of_squares to use sum() over a generator expression. "
+            "Answer with the whole function in a ```python block."
+        )
+        box.press("Enter")
+        page.get_by_role("button", name="Stop").wait_for(timeout=120_000)  # the turn runs
+        page.get_by_text(re.compile("the model is writing")).first.wait_for()
+        if attempt == 0:
+            shot(page, "03-optimize-streaming")
+        page.get_by_role("button", name="Dismiss").wait_for(timeout=600_000)  # it ended
+        errors = page.locator("[data-testid='stAlertContentError']").all_inner_texts()
+        assert not errors, errors
+        wait_idle(page)
+        if page.get_by_text(re.compile(r"new candidate\(s\) evaluated")).count():
+            made_candidates = True
+            break
+    assert made_candidates, "three turns of the local model proposed no code"
     # the baseline and the turn's candidate(s): a reply may propose more than one version
-    assert chart_points(page, "Speedup per iteration") >= 2
+    assert chart_points(page, "Speedup per iteration", at_least=2) >= 2
     shot(page, "04-optimize-after-turn")
 
     # Review: the transcript, then a comment
     page.goto(f"{app_url}/review?session=1")
     page.get_by_role("heading", name="Review").wait_for()
-    page.get_by_text("Make sum_of_squares faster").first.wait_for()
+    page.get_by_text("Rewrite sum_of_squares").first.wait_for()
     shot(page, "05-review-transcript")
     page.get_by_role("tab", name="Comments").click()
     page.get_by_label("Comment").fill("Checked in the browser: the generator version reads well.")

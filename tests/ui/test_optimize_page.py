@@ -90,3 +90,15 @@ def test_bad_code_shows_one_message_and_keeps_the_text(app_at) -> None:  # noqa:
     sid = services.list_sessions()[0][0].id
     assert at.text_area(key=f"keep:fix:{sid}:baseline").value == broken
     assert services.get_session(sid).info.baseline_source == broken
+
+
+def test_upload_a_py_file_fills_the_code(app_at) -> None:  # noqa: ANN001
+    at = app_at("optimize")
+    at.sidebar.toggle(key="keep:plain_editor").set_value(True).run()
+    source = "def slow(n):\n    return sum(range(n))\n"
+    at.file_uploader(key="new:upload").upload("slow.py", source.encode(), "text/x-python")
+    at.run()
+    assert not at.exception
+    assert at.text_area(key="keep:new:baseline").value == source
+    at.text_area(key="keep:new:baseline").input(source + "# edited\n").run()
+    assert at.text_area(key="keep:new:baseline").value.endswith("# edited\n")  # loaded once
