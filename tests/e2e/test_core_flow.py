@@ -87,9 +87,10 @@ def test_core_flow(app_url: str, browser_page) -> None:  # noqa: ANN001
     page.get_by_text("Rewrite sum_of_squares").first.wait_for()
     shot(page, "05-review-transcript")
     page.get_by_role("tab", name="Comments").click()
-    page.get_by_label("Comment").fill("Checked in the browser: the generator version reads well.")
+    comment = "Checked in the browser: the generator version reads well."
+    page.get_by_role("textbox", name="Comment").fill(comment)
     page.get_by_role("button", name="Post comment").click()
-    page.get_by_text("Checked in the browser: the generator version reads well.").first.wait_for()
+    page.get_by_text(comment).first.wait_for()
     wait_idle(page)
     shot(page, "06-review-comment")
 
