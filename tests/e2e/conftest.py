@@ -97,7 +97,7 @@ def browser_page(app_url):  # noqa: ANN001, ANN201
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1440, "height": 1000})
+        context = browser.new_context(viewport={"width": 1440, "height": 2200})
         page = context.new_page()
         page.set_default_timeout(60_000)
         try:

@@ -102,3 +102,41 @@ def test_upload_a_py_file_fills_the_code(app_at) -> None:  # noqa: ANN001
     assert at.text_area(key="keep:new:baseline").value == source
     at.text_area(key="keep:new:baseline").input(source + "# edited\n").run()
     assert at.text_area(key="keep:new:baseline").value.endswith("# edited\n")  # loaded once
+
+
+def test_a_running_job_never_blocks_a_page_and_can_be_stopped(app_at) -> None:  # noqa: ANN001
+    import threading
+    import time
+
+    from app.services import ui_support
+    from app.ui import examples
+
+    sid = services.create_session(
+        baseline_source=examples.BASELINE,
+        entry_point=examples.ENTRY,
+        workload_source=examples.WORKLOAD,
+        validate=False,
+    ).info.id
+    gate = threading.Event()
+
+    def slow_evaluation(*, on_progress) -> None:  # noqa: ANN001
+        on_progress("tests", {"candidate_id": 1})
+        gate.wait(60)
+        on_progress("timing", {"candidate_id": 1})  # a stop request takes effect here
+
+    job = ui_support.start_background("evaluation", slow_evaluation, session_id=sid)
+    try:
+        at = app_at("optimize", session=str(sid))
+        started = time.perf_counter()
+        at.run()
+        assert time.perf_counter() - started < 5, "the page waited for the job"
+        page = texts(at)
+        assert "⏳ candidate #1: running the tests" in page
+        assert "▫️ candidate #1: timing" in page  # the steps still to come
+        at.button(key=f"stop_job_{job.id}").click().run()
+    finally:
+        gate.set()
+    assert job.wait(10)
+    at.run()
+    assert job.snapshot().state == "cancelled"
+    assert any("Stopped" in i.value for i in at.info)
