@@ -283,6 +283,9 @@ def show_result(snap: services.JobSnapshot) -> None:
 
 def workspace(sid: int) -> None:
     view = services.get_session(sid)
+    if not ui_support.can_view(view.info, author()):
+        st.error(f"Session #{sid} is private to {view.info.author}.")
+        return
     header(view)
     jobs.job_panel(sid, on_result=show_result)
     if not view.ready:
