@@ -21,8 +21,11 @@ def _parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="evaluate TASK.json and print the verdict")
     ev.add_argument("task", help="path to TASK.json, or - for stdin")
     ev.add_argument("--backend", choices=NAMES, help="default: the settings' sandbox_backend")
-    ev.add_argument("--allow-process", action="store_true",
-                    help="allow the unisolated 'process' backend (development only)")
+    ev.add_argument(
+        "--allow-process",
+        action="store_true",
+        help="allow the unisolated 'process' backend (development only)",
+    )
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     sub.add_parser("backends", help="list the backends and whether they can run here")
@@ -32,33 +35,43 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _human(verdict: dict) -> str:
-    lines = [f"status: {verdict['status']}" + (f" — {verdict['message']}"
-                                               if verdict.get("message") else "")]
+    lines = [
+        f"status: {verdict['status']}"
+        + (f" — {verdict['message']}" if verdict.get("message") else "")
+    ]
     tests = verdict["tests"]
     if tests["ran"]:
         lines.append(f"tests: {tests['passed']} passed, {tests['failed']} failed")
         lines += [f"  FAIL {f['name']}: {f['message']}" for f in tests["failures"]]
     if verdict["equivalent"] is not None:
         lines.append(f"equivalent: {verdict['equivalent']}")
-        lines += [f"  case {m['case']}: {m['reason']} (expected {m['expected']}, got {m['got']})"
-                  for m in verdict["mismatches"]]
+        lines += [
+            f"  case {m['case']}: {m['reason']} (expected {m['expected']}, got {m['got']})"
+            for m in verdict["mismatches"]
+        ]
     for side in ("baseline", "candidate"):
         if verdict.get(side):
             s = verdict[side]
-            lines.append(f"{side}: {s['per_call_s'] * 1e6:.2f} µs/call ({s['statistic']}, "
-                         f"{s['clock']} clock, {s['samples']} samples)")
+            lines.append(
+                f"{side}: {s['per_call_s'] * 1e6:.2f} µs/call ({s['statistic']}, "
+                f"{s['clock']} clock, {s['samples']} samples)"
+            )
     if verdict["speedup"] is not None:
         low, high = verdict["ci95"]
-        lines.append(f"speedup: ×{verdict['speedup']:.3f} [95% CI {low:.3f}–{high:.3f}]: "
-                     f"{verdict['verdict']}")
+        lines.append(
+            f"speedup: ×{verdict['speedup']:.3f} [95% CI {low:.3f}–{high:.3f}]: "
+            f"{verdict['verdict']}"
+        )
     if verdict["peak_memory_bytes"] is not None:
         lines.append(f"peak memory: {verdict['peak_memory_bytes']:,} bytes")
     hottest = sorted(verdict.get("line_profile") or [], key=lambda x: -x["time_s"])[:8]
     if hottest:
         lines.append("hottest lines (share of the entry point's time, hits):")
     for line in hottest:
-        lines.append(f"  {line['function']}:{line['line']:<4} {line['share'] * 100:5.1f}% "
-                     f"{line['hits']:>8}  {line['source'].strip()}")
+        lines.append(
+            f"  {line['function']}:{line['line']:<4} {line['share'] * 100:5.1f}% "
+            f"{line['hits']:>8}  {line['source'].strip()}"
+        )
     lines.append(f"backend: {verdict['backend']}, {verdict['duration_s']:.2f} s")
     return "\n".join(lines)
 
@@ -91,8 +104,9 @@ def main(argv: list[str] | None = None) -> int:
                 note = f" (skipped: {info['skipped']})" if info.get("skipped") else ""
                 print(f"[{stage}]{note}", file=sys.stderr)
 
-        verdict = evaluate(task, backend=args.backend, allow_process=args.allow_process,
-                           progress=progress)
+        verdict = evaluate(
+            task, backend=args.backend, allow_process=args.allow_process, progress=progress
+        )
     except SandboxError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

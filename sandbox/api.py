@@ -18,8 +18,11 @@ def _settings() -> tuple[str, bool, dict[str, Any]]:
     except ImportError:  # the sandbox used on its own, without the app installed
         return "bwrap", False, {}
     settings = get_settings()
-    return (settings.sandbox_backend, settings.sandbox_allow_process,
-            settings.sandbox_limits.model_dump())
+    return (
+        settings.sandbox_backend,
+        settings.sandbox_allow_process,
+        settings.sandbox_limits.model_dump(),
+    )
 
 
 def evaluate(
@@ -41,8 +44,7 @@ def evaluate(
     default_backend, settings_allow, settings_limits = _settings()
     parsed = parse_task(task)
     merged = Limits().merged(settings_limits).merged(limits).merged(parsed.limits)
-    chosen = get_backend(backend or default_backend,
-                         allow_process=allow_process or settings_allow)
+    chosen = get_backend(backend or default_backend, allow_process=allow_process or settings_allow)
     return evaluate_task(parsed, chosen, merged, progress)
 
 

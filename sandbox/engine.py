@@ -93,8 +93,9 @@ def build_job(task: Task, limits: Limits, backend: Backend, task_dir: Path) -> d
     }
 
 
-def evaluate_task(task: Task, backend: Backend, limits: Limits,
-                  progress: Progress | None = None) -> dict:
+def evaluate_task(
+    task: Task, backend: Backend, limits: Limits, progress: Progress | None = None
+) -> dict:
     """Evaluate ``task`` on ``backend``; candidate misbehaviour is reported, never raised."""
     started = time.monotonic()
     notify = progress or (lambda stage, info: None)
@@ -136,15 +137,28 @@ def _stage_info(event: dict) -> dict:
 
 def empty_verdict(task: Task) -> dict:
     return {
-        "status": "error", "message": None, "correct": False, "mode": task.mode,
+        "status": "error",
+        "message": None,
+        "correct": False,
+        "mode": task.mode,
         "tests": {"passed": 0, "failed": 0, "failures": [], "ran": False},
-        "equivalent": None, "mismatches": [], "mismatch_count": 0,
-        "speedup": None, "ci95": None, "verdict": None,
-        "baseline": None, "candidate": None, "timing": None,
-        "line_profile": None, "profile": None,
-        "peak_memory_bytes": None, "baseline_peak_memory_bytes": None,
-        "stages": {}, "output": {"stdout": "", "stderr": "", "bytes": 0},
-        "backend": None, "duration_s": None,
+        "equivalent": None,
+        "mismatches": [],
+        "mismatch_count": 0,
+        "speedup": None,
+        "ci95": None,
+        "verdict": None,
+        "baseline": None,
+        "candidate": None,
+        "timing": None,
+        "line_profile": None,
+        "profile": None,
+        "peak_memory_bytes": None,
+        "baseline_peak_memory_bytes": None,
+        "stages": {},
+        "output": {"stdout": "", "stderr": "", "bytes": 0},
+        "backend": None,
+        "duration_s": None,
     }
 
 
@@ -162,11 +176,20 @@ def assemble_verdict(task: Task, events: list[dict], run: SandboxRun, limits: Li
         if event.get("skipped"):
             continue
         if stage == "tests":
-            v["tests"] = {"passed": data.get("passed", 0), "failed": data.get("failed", 0),
-                          "failures": data.get("failures", []), "ran": True}
+            v["tests"] = {
+                "passed": data.get("passed", 0),
+                "failed": data.get("failed", 0),
+                "failures": data.get("failures", []),
+                "ran": True,
+            }
         elif stage == "equivalence":
-            for key in ("equivalent", "mismatches", "mismatch_count", "peak_memory_bytes",
-                        "baseline_peak_memory_bytes"):
+            for key in (
+                "equivalent",
+                "mismatches",
+                "mismatch_count",
+                "peak_memory_bytes",
+                "baseline_peak_memory_bytes",
+            ):
                 v[key] = data.get(key, v[key])
         elif stage == "timing":
             _timing(v, task, data)
@@ -184,8 +207,9 @@ def assemble_verdict(task: Task, events: list[dict], run: SandboxRun, limits: Li
     else:
         v["status"] = "crashed"
         tail = run.stderr.strip()[-1500:]
-        v["message"] = (f"the sandbox stopped without a verdict (exit status {run.exit_code})"
-                        + (f":\n{tail}" if tail else ""))
+        v["message"] = f"the sandbox stopped without a verdict (exit status {run.exit_code})" + (
+            f":\n{tail}" if tail else ""
+        )
     v["correct"] = v["status"] == "ok"
     if not v["correct"] or task.mode != "compare":
         v["speedup"] = v["ci95"] = v["verdict"] = None
@@ -202,12 +226,15 @@ def _timing(v: dict, task: Task, data: dict) -> None:
         wall = [p[role][1] for r in rounds for p in r]
         main = cpu if index == 0 else wall
         v[role] = {
-            "statistic": "median", "clock": clock, "unit": "seconds per call",
+            "statistic": "median",
+            "clock": clock,
+            "unit": "seconds per call",
             "per_call_s": summarize(main)["median_s"],
             "cpu_per_call_s": summarize(cpu)["median_s"],
             "wall_per_call_s": summarize(wall)["median_s"],
             "spread_s": [summarize(main)["min_s"], summarize(main)["max_s"]],
-            "samples": len(main), "processes": len(rounds),
+            "samples": len(main),
+            "processes": len(rounds),
             "calls_per_sample": data["calls_per_sample"][role],
         }
     v["timing"] = {k: data.get(k) for k in ("clock", "rounds", "stopped", "duration_s")}
@@ -226,10 +253,20 @@ def _profile(data: dict) -> tuple[list[dict] | None, dict]:
         return None, {"error": data["error"], "functions": []}
     lines, functions = [], []
     for fn in data.get("functions", []):
-        functions.append({"function": fn["function"], "first_line": fn["first_line"],
-                          "total_s": fn["total_s"], "is_entry": fn["is_entry"]})
+        functions.append(
+            {
+                "function": fn["function"],
+                "first_line": fn["first_line"],
+                "total_s": fn["total_s"],
+                "is_entry": fn["is_entry"],
+            }
+        )
         for line in fn["lines"]:
             lines.append({"function": fn["function"], **line})
-    summary = {"functions": functions, "total_s": data.get("total_s"), "runs": data.get("runs"),
-               "error": None}
+    summary = {
+        "functions": functions,
+        "total_s": data.get("total_s"),
+        "runs": data.get("runs"),
+        "error": None,
+    }
     return lines, summary

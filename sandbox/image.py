@@ -27,8 +27,12 @@ MIRROR = "http://deb.debian.org/debian"
 HERE = Path(__file__).resolve().parent
 #: Packages the image needs, pinned to what this host runs so both backends behave alike.
 PACKAGES = ("numpy", "line_profiler", "pytest")
-PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64",
-             "manylinux2014_x86_64")
+PLATFORMS = (
+    "manylinux_2_28_x86_64",
+    "manylinux_2_27_x86_64",
+    "manylinux_2_17_x86_64",
+    "manylinux2014_x86_64",
+)
 
 
 def rootfs_tarball(cache_dir: Path, log: Callable[[str], None]) -> Path:
@@ -36,14 +40,20 @@ def rootfs_tarball(cache_dir: Path, log: Callable[[str], None]) -> Path:
     if tarball.exists():
         return tarball
     if shutil.which("debootstrap") is None:
-        raise BackendUnavailable("docker", "debootstrap is needed to build the sandbox image "
-                                 "(Debian: apt-get install debootstrap)")
+        raise BackendUnavailable(
+            "docker",
+            "debootstrap is needed to build the sandbox image "
+            "(Debian: apt-get install debootstrap)",
+        )
     root = cache_dir / f"rootfs-{SUITE}.tmp"
     if not (root / "usr/bin/python3").exists():
         shutil.rmtree(root, ignore_errors=True)
         log(f"debootstrap {SUITE} into {root} (a few minutes, once)")
-        subprocess.run(["debootstrap", "--variant=minbase", "--include=python3", SUITE,
-                        str(root), MIRROR], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["debootstrap", "--variant=minbase", "--include=python3", SUITE, str(root), MIRROR],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     partial = tarball.with_suffix(".partial")
     subprocess.run(["tar", "-C", str(root), "-cf", str(partial), "."], check=True)
     partial.rename(tarball)
@@ -66,15 +76,36 @@ def wheels(cache_dir: Path, log: Callable[[str], None]) -> Path:
     target.mkdir(parents=True)
     log(f"downloading wheels for the image: {', '.join(pins)}")
     platforms = [arg for p in PLATFORMS for arg in ("--platform", p)]
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:",
-                    "--python-version", "3.11", "--implementation", "cp", *platforms,
-                    "-d", str(target), *pins], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--only-binary=:all:",
+            "--python-version",
+            "3.11",
+            "--implementation",
+            "cp",
+            *platforms,
+            "-d",
+            str(target),
+            *pins,
+        ],
+        check=True,
+    )
     stamp.write_text("\n".join(pins))
     return target
 
 
-def build_image(*, cache_dir: Path = CACHE_DIR, force: bool = False, client=None,  # noqa: ANN001
-                log: Callable[[str], None] = lambda message: None) -> str:
+def build_image(
+    *,
+    cache_dir: Path = CACHE_DIR,
+    force: bool = False,
+    client=None,  # noqa: ANN001
+    log: Callable[[str], None] = lambda message: None,
+) -> str:
     """Build (or find) the sandbox image; returns its tag."""
     import docker
 
@@ -101,6 +132,12 @@ def build_image(*, cache_dir: Path = CACHE_DIR, force: bool = False, client=None
         for name in ("Dockerfile", "install_wheels.py"):
             shutil.copy(HERE / name, context / name)
         log(f"building {IMAGE} (no network)")
-        client.images.build(path=str(context), tag=IMAGE, network_mode="none", rm=True,
-                            forcerm=True, labels={"perfloop.inputs": inputs})
+        client.images.build(
+            path=str(context),
+            tag=IMAGE,
+            network_mode="none",
+            rm=True,
+            forcerm=True,
+            labels={"perfloop.inputs": inputs},
+        )
     return IMAGE

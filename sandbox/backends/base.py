@@ -75,8 +75,16 @@ class Layout:
     pid_namespace: bool
 
     def supervisor_argv(self) -> list[str]:
-        return [self.python, "-I", "-B", "-c", SUPERVISOR_BOOT, self.harness_parent,
-                self.harness_package, f"{self.task_dir}/job.json"]
+        return [
+            self.python,
+            "-I",
+            "-B",
+            "-c",
+            SUPERVISOR_BOOT,
+            self.harness_parent,
+            self.harness_package,
+            f"{self.task_dir}/job.json",
+        ]
 
 
 class EventReader:
@@ -122,17 +130,29 @@ class Backend(ABC):
         """Run the supervisor on ``task_dir`` (which holds job.json) and stream its events."""
 
 
-def run_streaming(argv: list[str], *, limits: Limits, on_event: OnEvent,
-                  env: dict[str, str] | None = None, cwd: str | None = None) -> SandboxRun:
+def run_streaming(
+    argv: list[str],
+    *,
+    limits: Limits,
+    on_event: OnEvent,
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+) -> SandboxRun:
     """Run a sandbox process, stream its events, kill its process group at the wall limit."""
     start = time.monotonic()
     deadline = start + limits.wall_s + GRACE_S
     reader = EventReader(on_event, EVENT_BYTES + limits.max_output_bytes)
     result = SandboxRun()
     stderr = bytearray()
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env if env is not None else {}, cwd=cwd,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env if env is not None else {},
+        cwd=cwd,
+        start_new_session=True,
+    )
     try:
         with selectors.DefaultSelector() as selector:
             selector.register(proc.stdout, selectors.EVENT_READ, "stdout")

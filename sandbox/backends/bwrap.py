@@ -33,8 +33,15 @@ from .base import HARNESS_DIR, Backend, Layout, OnEvent, SandboxRun, run_streami
 UID_BASE = 200_000  # sandbox uids are drawn from [UID_BASE, UID_BASE + UID_SPAN)
 UID_SPAN = 100_000
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
-ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/localtime", "/etc/nsswitch.conf",
-             "/etc/passwd", "/etc/group", "/etc/alternatives")
+ETC_FILES = (
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/localtime",
+    "/etc/nsswitch.conf",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/alternatives",
+)
 HARNESS_MOUNT = "/opt/perfloop/perfloop_harness"
 TASK_MOUNT = "/opt/perfloop/task"
 
@@ -65,21 +72,40 @@ class BwrapBackend(Backend):
     def _try(self) -> str | None:
         try:
             proc = subprocess.run(
-                [self.bwrap, "--unshare-all", "--die-with-parent", "--as-pid-1",
-                 "--ro-bind", "/usr", "/usr", *_system_links(), "--", "/usr/bin/true"],
-                capture_output=True, timeout=20, env={},
+                [
+                    self.bwrap,
+                    "--unshare-all",
+                    "--die-with-parent",
+                    "--as-pid-1",
+                    "--ro-bind",
+                    "/usr",
+                    "/usr",
+                    *_system_links(),
+                    "--",
+                    "/usr/bin/true",
+                ],
+                capture_output=True,
+                timeout=20,
+                env={},
             )
         except (OSError, subprocess.SubprocessError) as exc:
             return f"bubblewrap could not start: {exc}"
         if proc.returncode:
-            return ("bubblewrap cannot create namespaces here (user namespaces disabled?): "
-                    + proc.stderr.decode(errors="replace").strip()[-300:])
+            return (
+                "bubblewrap cannot create namespaces here (user namespaces disabled?): "
+                + proc.stderr.decode(errors="replace").strip()[-300:]
+            )
         return None
 
     def layout(self, task_dir: Path) -> Layout:
-        return Layout(python=self.python, harness_parent=str(Path(HARNESS_MOUNT).parent),
-                      harness_package=Path(HARNESS_MOUNT).name, task_dir=TASK_MOUNT,
-                      work_dir="/scratch", pid_namespace=True)
+        return Layout(
+            python=self.python,
+            harness_parent=str(Path(HARNESS_MOUNT).parent),
+            harness_package=Path(HARNESS_MOUNT).name,
+            task_dir=TASK_MOUNT,
+            work_dir="/scratch",
+            pid_namespace=True,
+        )
 
     def command(self, task_dir: Path, limits: Limits) -> list[str]:
         """The bwrap command line (and, as root, the switch to a fresh uid inside it)."""
@@ -97,14 +123,38 @@ class BwrapBackend(Backend):
             args += ["--perms", "0755", "--dir", parent]  # bwrap would make them 0700
         for prefix in mounts:
             args += ["--ro-bind", prefix, prefix]
-        args += ["--ro-bind", str(HARNESS_DIR), HARNESS_MOUNT,
-                 "--ro-bind", str(task_dir), TASK_MOUNT,
-                 "--proc", "/proc", "--dev", "/dev",
-                 "--perms", "1777", "--size", str(limits.disk_bytes), "--tmpfs", "/scratch",
-                 "--perms", "1777", "--size", str(max(1 << 20, limits.disk_bytes // 4)),
-                 "--tmpfs", "/tmp",
-                 "--chdir", "/scratch", "--hostname", "sandbox",
-                 "--die-with-parent", "--new-session", "--as-pid-1", "--clearenv"]
+        args += [
+            "--ro-bind",
+            str(HARNESS_DIR),
+            HARNESS_MOUNT,
+            "--ro-bind",
+            str(task_dir),
+            TASK_MOUNT,
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--perms",
+            "1777",
+            "--size",
+            str(limits.disk_bytes),
+            "--tmpfs",
+            "/scratch",
+            "--perms",
+            "1777",
+            "--size",
+            str(max(1 << 20, limits.disk_bytes // 4)),
+            "--tmpfs",
+            "/tmp",
+            "--chdir",
+            "/scratch",
+            "--hostname",
+            "sandbox",
+            "--die-with-parent",
+            "--new-session",
+            "--as-pid-1",
+            "--clearenv",
+        ]
         for key, value in sandbox_env("/scratch").items():
             args += ["--setenv", key, value]
         inner = self.layout(task_dir).supervisor_argv()
@@ -112,10 +162,27 @@ class BwrapBackend(Backend):
             # Privileged bwrap (no user namespace), then a fresh unprivileged uid: its processes
             # are counted by RLIMIT_NPROC, and it owns nothing on the host.
             uid = str(_fresh_uid())
-            args = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
-                    "--unshare-cgroup-try", *args]
-            inner = [self.setpriv, "--reuid", uid, "--regid", uid, "--clear-groups",
-                     "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--", *inner]
+            args = [
+                "--unshare-pid",
+                "--unshare-net",
+                "--unshare-ipc",
+                "--unshare-uts",
+                "--unshare-cgroup-try",
+                *args,
+            ]
+            inner = [
+                self.setpriv,
+                "--reuid",
+                uid,
+                "--regid",
+                uid,
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--bounding-set=-all",
+                "--no-new-privs",
+                "--",
+                *inner,
+            ]
         else:
             args = ["--unshare-all", "--cap-drop", "ALL", *args]
         return [*self._rlimits(limits), self.bwrap, *args, "--", *inner]
@@ -126,9 +193,14 @@ class BwrapBackend(Backend):
         if os.geteuid() != 0:  # an ordinary user: its other processes count too
             nproc += _processes_of(os.getuid())
         nofile = limits.open_files + 64
-        return [self.prlimit, f"--nproc={nproc}:{nproc}", "--core=0:0",
-                f"--nofile={nofile}:{nofile}", f"--fsize={limits.disk_bytes}:{limits.disk_bytes}",
-                "--"]
+        return [
+            self.prlimit,
+            f"--nproc={nproc}:{nproc}",
+            "--core=0:0",
+            f"--nofile={nofile}:{nofile}",
+            f"--fsize={limits.disk_bytes}:{limits.disk_bytes}",
+            "--",
+        ]
 
     def run(self, task_dir: Path, limits: Limits, on_event: OnEvent) -> SandboxRun:
         return run_streaming(self.command(task_dir, limits), limits=limits, on_event=on_event)
@@ -139,8 +211,11 @@ def _parents(paths: list[str]) -> list[str]:
     for path in paths:
         for parent in reversed(Path(path).parents):
             p = str(parent)
-            if p != "/" and p not in out and not any(p == d or p.startswith(d + "/")
-                                                     for d in SYSTEM_DIRS):
+            if (
+                p != "/"
+                and p not in out
+                and not any(p == d or p.startswith(d + "/") for d in SYSTEM_DIRS)
+            ):
                 out.append(p)
     return out
 
@@ -165,7 +240,10 @@ def _python_dirs(python: str) -> list[str]:
     else:
         out = subprocess.run(
             [python, "-I", "-c", "import sys; print(sys.prefix); print(sys.base_prefix)"],
-            capture_output=True, text=True, check=True, env={},
+            capture_output=True,
+            text=True,
+            check=True,
+            env={},
         ).stdout.split()
     real = str(Path(os.path.realpath(python)).parent.parent)
     dirs = []

@@ -66,8 +66,10 @@ class DockerBackend(Backend):
         except ImportError:
             return "the 'docker' Python package is not installed"
         if self.base_url.startswith("unix://") and not Path(self.base_url[7:]).exists():
-            return (f"no Docker engine: {self.base_url[7:]} does not exist "
-                    "(start dockerd, e.g. `dockerd --iptables=false --bridge=none`)")
+            return (
+                f"no Docker engine: {self.base_url[7:]} does not exist "
+                "(start dockerd, e.g. `dockerd --iptables=false --bridge=none`)"
+            )
         try:
             self.client().ping()
         except Exception as exc:  # noqa: BLE001 - any failure means: not usable
@@ -81,9 +83,14 @@ class DockerBackend(Backend):
         return None
 
     def layout(self, task_dir: Path) -> Layout:
-        return Layout(python="/usr/bin/python3", harness_parent=str(Path(HARNESS_MOUNT).parent),
-                      harness_package=Path(HARNESS_MOUNT).name, task_dir=TASK_MOUNT,
-                      work_dir="/scratch", pid_namespace=True)
+        return Layout(
+            python="/usr/bin/python3",
+            harness_parent=str(Path(HARNESS_MOUNT).parent),
+            harness_package=Path(HARNESS_MOUNT).name,
+            task_dir=TASK_MOUNT,
+            work_dir="/scratch",
+            pid_namespace=True,
+        )
 
     def run(self, task_dir: Path, limits: Limits, on_event: OnEvent) -> SandboxRun:
         import docker
@@ -100,10 +107,14 @@ class DockerBackend(Backend):
             user="65534:65534",
             network_mode="none",
             read_only=True,
-            tmpfs={"/scratch": f"size={limits.disk_bytes},mode=1777",
-                   "/tmp": f"size={max(1 << 20, limits.disk_bytes // 4)},mode=1777"},
-            volumes={str(HARNESS_DIR): {"bind": HARNESS_MOUNT, "mode": "ro"},
-                     str(task_dir): {"bind": TASK_MOUNT, "mode": "ro"}},
+            tmpfs={
+                "/scratch": f"size={limits.disk_bytes},mode=1777",
+                "/tmp": f"size={max(1 << 20, limits.disk_bytes // 4)},mode=1777",
+            },
+            volumes={
+                str(HARNESS_DIR): {"bind": HARNESS_MOUNT, "mode": "ro"},
+                str(task_dir): {"bind": TASK_MOUNT, "mode": "ro"},
+            },
             working_dir="/scratch",
             environment=sandbox_env("/scratch"),
             hostname="sandbox",
@@ -113,10 +124,11 @@ class DockerBackend(Backend):
             nano_cpus=int(self.cpus * 1e9),
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
-            ulimits=[Ulimit(name="core", soft=0, hard=0),
-                     Ulimit(name="nofile", soft=limits.open_files + 64,
-                            hard=limits.open_files + 64),
-                     Ulimit(name="fsize", soft=limits.disk_bytes, hard=limits.disk_bytes)],
+            ulimits=[
+                Ulimit(name="core", soft=0, hard=0),
+                Ulimit(name="nofile", soft=limits.open_files + 64, hard=limits.open_files + 64),
+                Ulimit(name="fsize", soft=limits.disk_bytes, hard=limits.disk_bytes),
+            ],
             labels={"perfloop.sandbox": "1"},
             detach=True,
             stdin_open=False,
@@ -126,7 +138,8 @@ class DockerBackend(Backend):
         stream = sock = None
         try:
             stream = client.api.attach_socket(
-                container.id, params={"stdout": 1, "stderr": 1, "stream": 1, "logs": 1})
+                container.id, params={"stdout": 1, "stderr": 1, "stream": 1, "logs": 1}
+            )
             sock = getattr(stream, "_sock", stream)
             sock.settimeout(None)  # the wall-clock timer ends the stream, not the socket
             container.start()
@@ -153,8 +166,13 @@ class DockerBackend(Backend):
         result.duration_s = time.monotonic() - start
         return result
 
-    def _pump(self, sock, limits: Limits, on_event: OnEvent,  # noqa: ANN001
-              result: SandboxRun) -> None:
+    def _pump(
+        self,
+        sock,
+        limits: Limits,
+        on_event: OnEvent,  # noqa: ANN001
+        result: SandboxRun,
+    ) -> None:
         """Demultiplex the attach stream: frames of (stream id, 3 zero bytes, length)."""
         reader = EventReader(on_event, EVENT_BYTES + limits.max_output_bytes)
         stderr = bytearray()

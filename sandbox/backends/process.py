@@ -15,8 +15,10 @@ from pathlib import Path
 from ..task import Limits
 from .base import HARNESS_DIR, Backend, Layout, OnEvent, SandboxRun, run_streaming, sandbox_env
 
-NOT_ALLOWED = ("the 'process' backend runs code without any isolation; enable it explicitly "
-               "(allow_process=True, PERFLOOP_SANDBOX_ALLOW_PROCESS=1) on a development machine")
+NOT_ALLOWED = (
+    "the 'process' backend runs code without any isolation; enable it explicitly "
+    "(allow_process=True, PERFLOOP_SANDBOX_ALLOW_PROCESS=1) on a development machine"
+)
 
 
 class ProcessBackend(Backend):
@@ -30,15 +32,25 @@ class ProcessBackend(Backend):
         return None if self.allowed else NOT_ALLOWED
 
     def layout(self, task_dir: Path) -> Layout:
-        return Layout(python=self.python, harness_parent=str(HARNESS_DIR.parent),
-                      harness_package=HARNESS_DIR.name, task_dir=str(task_dir),
-                      work_dir=str(task_dir.parent / "scratch"), pid_namespace=False)
+        return Layout(
+            python=self.python,
+            harness_parent=str(HARNESS_DIR.parent),
+            harness_package=HARNESS_DIR.name,
+            task_dir=str(task_dir),
+            work_dir=str(task_dir.parent / "scratch"),
+            pid_namespace=False,
+        )
 
     def run(self, task_dir: Path, limits: Limits, on_event: OnEvent) -> SandboxRun:
         layout = self.layout(task_dir)
         Path(layout.work_dir).mkdir(exist_ok=True)
         try:
-            return run_streaming(layout.supervisor_argv(), limits=limits, on_event=on_event,
-                                 env=sandbox_env(layout.work_dir), cwd=layout.work_dir)
+            return run_streaming(
+                layout.supervisor_argv(),
+                limits=limits,
+                on_event=on_event,
+                env=sandbox_env(layout.work_dir),
+                cwd=layout.work_dir,
+            )
         finally:
             shutil.rmtree(layout.work_dir, ignore_errors=True)

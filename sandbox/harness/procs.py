@@ -60,8 +60,9 @@ def _describe_signal(number: int) -> str:
 
 
 class WorkerProcess:
-    def __init__(self, role: str, config: dict, job: dict, output: OutputLog,
-                 quiet: bool = False) -> None:
+    def __init__(
+        self, role: str, config: dict, job: dict, output: OutputLog, quiet: bool = False
+    ) -> None:
         self.role = role
         self.output = output
         limits = job["limits"]
@@ -69,8 +70,9 @@ class WorkerProcess:
         self.resp_r, resp_w = os.pipe()
         config = dict(config, cmd_fd=cmd_r, resp_fd=resp_w)
         parent, package = os.path.split(os.path.dirname(os.path.abspath(__file__)))
-        boot = (f"import sys; sys.path.insert(0, {parent!r}); "
-                f"from {package}.worker import main; main()")
+        boot = (
+            f"import sys; sys.path.insert(0, {parent!r}); from {package}.worker import main; main()"
+        )
 
         def limit_resources() -> None:
             resource.setrlimit(resource.RLIMIT_AS, (limits["memory_bytes"],) * 2)
@@ -85,8 +87,11 @@ class WorkerProcess:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL if quiet else subprocess.PIPE,
             stderr=subprocess.DEVNULL if quiet else subprocess.PIPE,
-            pass_fds=(cmd_r, resp_w), env=job["worker_env"], cwd=job["work_dir"],
-            start_new_session=True, preexec_fn=limit_resources,
+            pass_fds=(cmd_r, resp_w),
+            env=job["worker_env"],
+            cwd=job["work_dir"],
+            start_new_session=True,
+            preexec_fn=limit_resources,
         )
         os.close(cmd_r)
         os.close(resp_w)
@@ -130,9 +135,12 @@ class WorkerProcess:
                         # encoded within a budget): garbage means the code under test wrote
                         # to the harness's pipe, or forked copies of the worker answered.
                         self.kill()
-                        raise Stop("tampered", f"{what}: garbled reply on the harness's pipe "
-                                   "(written to by the code under test, or by a fork of it)",
-                                   self.role) from None
+                        raise Stop(
+                            "tampered",
+                            f"{what}: garbled reply on the harness's pipe "
+                            "(written to by the code under test, or by a fork of it)",
+                            self.role,
+                        ) from None
                     if frames:
                         reply = frames[0]
                         if "tampered" in reply:
@@ -143,8 +151,11 @@ class WorkerProcess:
                     self.selector.unregister(key.fileobj)
                 elif not self.output.add(key.data, data):
                     self.kill()
-                    raise Stop("output_limit", f"{what} wrote more than "
-                               f"{self.output.limit:,} bytes to stdout/stderr", self.role)
+                    raise Stop(
+                        "output_limit",
+                        f"{what} wrote more than {self.output.limit:,} bytes to stdout/stderr",
+                        self.role,
+                    )
 
     def _died(self, what: str) -> None:
         try:
@@ -155,14 +166,20 @@ class WorkerProcess:
         self._drain()
         self.kill()
         if code == 0:
-            raise Stop("tampered", f"{what}: the process exited with status 0 before reporting "
-                       "(os._exit or sys.exit outside a call?)", self.role)
+            raise Stop(
+                "tampered",
+                f"{what}: the process exited with status 0 before reporting "
+                "(os._exit or sys.exit outside a call?)",
+                self.role,
+            )
         if code < 0:
             name = _describe_signal(-code)
             if -code in (signal.SIGXCPU,):
                 raise Stop("timeout", f"{what}: CPU time limit exceeded ({name})", self.role)
-            hint = {"SIGSEGV": " (a C-level crash, e.g. a stack overflow from deep recursion)",
-                    "SIGKILL": " (out of memory, or killed)"}.get(name, "")
+            hint = {
+                "SIGSEGV": " (a C-level crash, e.g. a stack overflow from deep recursion)",
+                "SIGKILL": " (out of memory, or killed)",
+            }.get(name, "")
             raise Stop("crashed", f"{what}: the process was killed by {name}{hint}", self.role)
         stderr = self.output.as_dict()["stderr"].strip().splitlines()
         last = f": {stderr[-1]}" if stderr else ""

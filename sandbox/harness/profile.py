@@ -19,8 +19,7 @@ def _functions(module, entry) -> list:  # noqa: ANN001
             candidates = [getattr(v, "__func__", v) for v in vars(obj).values()]
         for fn in candidates:
             fn = inspect.unwrap(fn) if callable(fn) else fn
-            if (inspect.isfunction(fn) and fn.__module__ == module.__name__
-                    and fn not in found):
+            if inspect.isfunction(fn) and fn.__module__ == module.__name__ and fn not in found:
                 found.append(fn)
     return [f for f in found if inspect.isfunction(f)]
 
@@ -58,10 +57,17 @@ def profile_calls(worker, min_s: float) -> dict:  # noqa: ANN001
         if not timings:
             continue
         lines = [{"line": ln, "hits": hits, "time_s": t * unit} for ln, hits, t in timings]
-        report.append({"function": name, "filename": filename, "first_line": first_line,
-                       "total_s": sum(x["time_s"] for x in lines), "lines": lines,
-                       "is_entry": (filename, first_line) == (entry_code.co_filename,
-                                                             entry_code.co_firstlineno)})
+        report.append(
+            {
+                "function": name,
+                "filename": filename,
+                "first_line": first_line,
+                "total_s": sum(x["time_s"] for x in lines),
+                "lines": lines,
+                "is_entry": (filename, first_line)
+                == (entry_code.co_filename, entry_code.co_firstlineno),
+            }
+        )
     entries = [f for f in report if f["is_entry"]]
     total = entries[0]["total_s"] if entries else sum(f["total_s"] for f in report)
     for fn in report:

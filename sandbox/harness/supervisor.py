@@ -44,7 +44,7 @@ class Supervisor:
         data = (json.dumps(event, separators=(",", ":"), allow_nan=True) + "\n").encode()
         view = memoryview(data)
         while view:
-            view = view[os.write(self.events_fd, view):]
+            view = view[os.write(self.events_fd, view) :]
 
     def stage(self, name: str, data: dict | None = None, skipped: str | None = None) -> None:
         self.emitted.append(name)
@@ -57,8 +57,12 @@ class Supervisor:
 
     def spawn(self, role: str, quiet: bool = False) -> WorkerProcess:
         paths = self.job["paths"]
-        config = {"role": role, "code_dir": paths[role], "workload_path": paths["workload"],
-                  "entry": self.job["entry"]}
+        config = {
+            "role": role,
+            "code_dir": paths[role],
+            "workload_path": paths["workload"],
+            "entry": self.job["entry"],
+        }
         worker = WorkerProcess(role, config, self.job, self.output, quiet)
         self.workers.add(worker)
         return worker
@@ -75,14 +79,21 @@ class Supervisor:
     def check_processes(self, worker: WorkerProcess, what: str) -> None:
         threads = worker.native_threads()
         if worker.threads and threads > worker.threads:
-            raise Stop("tampered", f"{what}: left {threads - worker.threads} thread(s) running "
-                       "after returning", worker.role)
+            raise Stop(
+                "tampered",
+                f"{what}: left {threads - worker.threads} thread(s) running after returning",
+                worker.role,
+            )
         if self.job.get("pid_namespace"):
             strays = stray_processes({w.pid for w in self.workers})
             if strays:
                 kill_all(strays)
-                raise Stop("tampered", f"{what}: left {len(strays)} process(es) running after "
-                           "returning (daemonized or forked)", worker.role)
+                raise Stop(
+                    "tampered",
+                    f"{what}: left {len(strays)} process(es) running after "
+                    "returning (daemonized or forked)",
+                    worker.role,
+                )
 
     def load(self, role: str, quiet: bool = False) -> tuple[WorkerProcess, dict]:
         """A fresh worker with the code imported. ``quiet``: its output goes to /dev/null
@@ -95,8 +106,11 @@ class Supervisor:
         if "error" in reply:
             err = reply["error"]
             self.retire(worker)
-            what = {"import": f"the {role} does not import", "entry": f"the {role} has no entry "
-                    "point", "workload": "the workload failed"}.get(err["stage"], err["stage"])
+            what = {
+                "import": f"the {role} does not import",
+                "entry": f"the {role} has no entry point",
+                "workload": "the workload failed",
+            }.get(err["stage"], err["stage"])
             status = "error" if role == "baseline" and self.mode == "compare" else "failed"
             if err["stage"] == "workload":
                 status = "error"
@@ -121,8 +135,11 @@ class Supervisor:
 
     def run_cases(self, role: str) -> tuple[dict, dict]:
         worker, loaded = self.load(role)
-        reply = self.ask(worker, {"cmd": "run_cases", "trace_memory": True},
-                         f"running the workload on the {role}")
+        reply = self.ask(
+            worker,
+            {"cmd": "run_cases", "trace_memory": True},
+            f"running the workload on the {role}",
+        )
         self.retire(worker)
         return loaded, reply
 
@@ -131,38 +148,70 @@ class Supervisor:
         if base["memory_error"] and self.mode == "compare":
             raise Stop("error", "the baseline ran out of memory on the workload", "baseline")
         if self.mode == "baseline":
-            data = {"equivalent": None, "mismatches": [], "mismatch_count": 0,
-                    "peak_memory_bytes": _peak(base), "baseline_peak_memory_bytes": _peak(base),
-                    "max_rss_bytes": base["max_rss"], "cases": len(base["results"])}
+            data = {
+                "equivalent": None,
+                "mismatches": [],
+                "mismatch_count": 0,
+                "peak_memory_bytes": _peak(base),
+                "baseline_peak_memory_bytes": _peak(base),
+                "max_rss_bytes": base["max_rss"],
+                "cases": len(base["results"]),
+            }
             self.stage("equivalence", data)
             if base["memory_error"]:
-                raise Stop("memory", "ran out of memory on the workload "
-                           f"(limit {self.job['limits']['memory_bytes']:,} bytes)")
+                raise Stop(
+                    "memory",
+                    "ran out of memory on the workload "
+                    f"(limit {self.job['limits']['memory_bytes']:,} bytes)",
+                )
             return
         cand_load, cand = self.run_cases("candidate")
         if base_load["inputs"] != cand_load["inputs"]:
-            raise Stop("error", "workload cases() returned different calls in two processes; "
-                       "make it deterministic (seed any random generator)")
+            raise Stop(
+                "error",
+                "workload cases() returned different calls in two processes; "
+                "make it deterministic (seed any random generator)",
+            )
         mismatches = []
         for i, (b, c) in enumerate(zip(base["results"], cand["results"], strict=True)):
             diff = values.difference(b["out"], c["out"])
             if diff:
-                mismatches.append({"case": i, "reason": diff, "expected": values.render(b["out"]),
-                                   "got": values.render(c["out"])})
+                mismatches.append(
+                    {
+                        "case": i,
+                        "reason": diff,
+                        "expected": values.render(b["out"]),
+                        "got": values.render(c["out"]),
+                    }
+                )
                 continue
             diff = values.difference(b["args_after"], c["args_after"], "arguments")
             if diff:
-                mismatches.append({"case": i, "reason": f"mutates its inputs differently: {diff}",
-                                   "expected": values.render(b["args_after"]),
-                                   "got": values.render(c["args_after"])})
-        data = {"equivalent": not mismatches, "mismatches": mismatches[:MAX_MISMATCHES],
-                "mismatch_count": len(mismatches), "peak_memory_bytes": _peak(cand),
-                "baseline_peak_memory_bytes": _peak(base), "max_rss_bytes": cand["max_rss"],
-                "cases": len(base["results"])}
+                mismatches.append(
+                    {
+                        "case": i,
+                        "reason": f"mutates its inputs differently: {diff}",
+                        "expected": values.render(b["args_after"]),
+                        "got": values.render(c["args_after"]),
+                    }
+                )
+        data = {
+            "equivalent": not mismatches,
+            "mismatches": mismatches[:MAX_MISMATCHES],
+            "mismatch_count": len(mismatches),
+            "peak_memory_bytes": _peak(cand),
+            "baseline_peak_memory_bytes": _peak(base),
+            "max_rss_bytes": cand["max_rss"],
+            "cases": len(base["results"]),
+        }
         self.stage("equivalence", data)
         if cand["memory_error"]:
-            raise Stop("memory", "the candidate ran out of memory on the workload "
-                       f"(limit {self.job['limits']['memory_bytes']:,} bytes)", "candidate")
+            raise Stop(
+                "memory",
+                "the candidate ran out of memory on the workload "
+                f"(limit {self.job['limits']['memory_bytes']:,} bytes)",
+                "candidate",
+            )
         if mismatches:
             self.correct = False
 
@@ -173,8 +222,9 @@ class Supervisor:
     def run_profile(self) -> None:
         worker, _ = self.load(self.subject, quiet=True)
         min_s = float(self.job["timing"].get("profile_min_s", 0.0))
-        reply = self.ask(worker, {"cmd": "profile", "min_s": min_s},
-                         f"profiling the {self.subject}")
+        reply = self.ask(
+            worker, {"cmd": "profile", "min_s": min_s}, f"profiling the {self.subject}"
+        )
         self.retire(worker)
         self.stage("profile", reply)
 
@@ -208,8 +258,9 @@ class Supervisor:
         for name in stages:
             if name not in self.emitted:
                 self.stage(name, skipped=f"stopped: {status}")
-        self.emit({"event": "done", "status": status, "message": message,
-                   "output": self.output.as_dict()})
+        self.emit(
+            {"event": "done", "status": status, "message": message, "output": self.output.as_dict()}
+        )
 
 
 def _peak(reply: dict) -> int | None:

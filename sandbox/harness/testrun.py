@@ -36,12 +36,30 @@ def run_tests(path: str) -> dict:
     try:
         import pytest
     except ImportError:
-        return {"error": {"stage": "tests", "type": "ImportError",
-                          "message": "pytest is not installed in the sandbox"}}
+        return {
+            "error": {
+                "stage": "tests",
+                "type": "ImportError",
+                "message": "pytest is not installed in the sandbox",
+            }
+        }
     collector = _Collector()
-    args = [path, "-p", "no:cacheprovider", "-p", "no:terminal", "-p", "no:faulthandler",
-            "--rootdir", os.path.dirname(path), "-o", "python_files=test_*.py",
-            "-W", "default", "--capture=no"]
+    args = [
+        path,
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:terminal",
+        "-p",
+        "no:faulthandler",
+        "--rootdir",
+        os.path.dirname(path),
+        "-o",
+        "python_files=test_*.py",
+        "-W",
+        "default",
+        "--capture=no",
+    ]
     try:
         code = pytest.main(args, plugins=[collector])
     except BaseException as exc:  # noqa: BLE001 - a test or import that exits pytest itself
@@ -52,5 +70,8 @@ def run_tests(path: str) -> dict:
         return {"passed": 0, "failed": 0, "failures": []}
     if int(code) not in (0, 1) and not collector.failures:
         collector.failures.append({"name": "session", "message": f"pytest exited with {code}"})
-    return {"passed": collector.passed, "failed": len(collector.failures),
-            "failures": collector.failures}
+    return {
+        "passed": collector.passed,
+        "failed": len(collector.failures),
+        "failures": collector.failures,
+    }

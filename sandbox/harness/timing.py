@@ -68,8 +68,14 @@ def choose_clock(samples: dict[str, list[tuple[float, float]]]) -> str:
 
 def ratios_by_round(rounds: list[list[dict]], clock: str) -> list[list[float]]:
     i = 0 if clock == "cpu" else 1
-    return [[p["baseline"][i] / p["candidate"][i] for p in r
-             if p["candidate"][i] > 0 and p["baseline"][i] > 0] for r in rounds]
+    return [
+        [
+            p["baseline"][i] / p["candidate"][i]
+            for p in r
+            if p["candidate"][i] > 0 and p["baseline"][i] > 0
+        ]
+        for r in rounds
+    ]
 
 
 def measure(sup, roles: list[str], opts: dict) -> dict:  # noqa: ANN001
@@ -79,8 +85,12 @@ def measure(sup, roles: list[str], opts: dict) -> dict:  # noqa: ANN001
         if stop.role == "baseline" and stop.status == "crashed" and len(roles) == 2:
             # The baseline already ran cleanly in the equivalence stage; dying now, beside the
             # candidate's process, means it was killed (same uid: the candidate can signal it).
-            raise Stop("tampered", f"{stop.message}; the baseline's process was killed while "
-                       "the candidate's was running", "candidate") from None
+            raise Stop(
+                "tampered",
+                f"{stop.message}; the baseline's process was killed while "
+                "the candidate's was running",
+                "candidate",
+            ) from None
         raise
 
 
@@ -108,8 +118,9 @@ def _measure(sup, roles: list[str], opts: dict) -> dict:  # noqa: ANN001
             for role in roles:
                 what = f"timing the {role}"
                 if role not in loops:
-                    loops[role] = _calibrate(sup, workers[role], n_cases,
-                                             float(opts["min_sample_s"]), what)
+                    loops[role] = _calibrate(
+                        sup, workers[role], n_cases, float(opts["min_sample_s"]), what
+                    )
                 else:
                     _sample(sup, workers[role], loops[role], n_cases, what)  # warm-up
             pairs = []
@@ -118,16 +129,20 @@ def _measure(sup, roles: list[str], opts: dict) -> dict:  # noqa: ANN001
                 rng.shuffle(order)
                 pair = {}
                 for role in order:
-                    pair[role] = _sample(sup, workers[role], loops[role], n_cases,
-                                         f"timing the {role}")
+                    pair[role] = _sample(
+                        sup, workers[role], loops[role], n_cases, f"timing the {role}"
+                    )
                     samples[role].append(pair[role])
                 pairs.append(pair)
             for role in roles:
                 reply = sup.ask(workers[role], {"cmd": "verify"}, f"checking the {role}'s outputs")
                 if "drift" in reply:
-                    raise Stop("failed", f"the {role}'s output changed between repeated calls "
-                               f"({reply['drift']}); results must not depend on earlier calls",
-                               role)
+                    raise Stop(
+                        "failed",
+                        f"the {role}'s output changed between repeated calls "
+                        f"({reply['drift']}); results must not depend on earlier calls",
+                        role,
+                    )
         finally:
             for worker in workers.values():
                 sup.retire(worker)
@@ -155,8 +170,11 @@ def _measure(sup, roles: list[str], opts: dict) -> dict:  # noqa: ANN001
     }
     if len(roles) == 2:
         est = estimate_speedup(ratios_by_round(rounds, clock), seed=seed or 0)
-        result["estimate"] = {"speedup": est.speedup, "ci95": list(est.ci95),
-                              "verdict": est.verdict}
+        result["estimate"] = {
+            "speedup": est.speedup,
+            "ci95": list(est.ci95),
+            "verdict": est.verdict,
+        }
     if not all(math.isfinite(c) for r in roles for c, _ in samples[r]):
         raise Stop("error", "timing produced non-finite samples")
     return result

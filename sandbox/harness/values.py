@@ -126,8 +126,10 @@ def _encode_container(v: object, b: _Budget, path: set, depth: int) -> list:
         items = sorted((enc(x, b, path, depth + 1) for x in v), key=repr)
         return ["set", items]
     if dataclasses.is_dataclass(v) and not isinstance(v, type):
-        fields = [[f.name, enc(getattr(v, f.name, None), b, path, depth + 1)]
-                  for f in dataclasses.fields(v)]
+        fields = [
+            [f.name, enc(getattr(v, f.name, None), b, path, depth + 1)]
+            for f in dataclasses.fields(v)
+        ]
         return ["dataclass", _qualname(type(v)), fields]
     if isinstance(v, BaseException):
         return encode_exception(v)

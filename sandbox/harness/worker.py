@@ -25,6 +25,7 @@ from . import protocol, values
 
 _EXIT_EXCEPTIONS = (SystemExit, KeyboardInterrupt, GeneratorExit)
 _MUTABLE = (list, dict, set, bytearray)
+KEPT_OUTPUTS = 200  # outputs of timed calls checked per sample
 
 
 class Tampered(Exception):
@@ -51,8 +52,16 @@ class Integrity:
     """Snapshot of what the code under test must leave alone."""
 
     WATCHED = {
-        time: ("perf_counter", "perf_counter_ns", "process_time", "process_time_ns",
-               "thread_time", "monotonic", "time", "sleep"),
+        time: (
+            "perf_counter",
+            "perf_counter_ns",
+            "process_time",
+            "process_time_ns",
+            "thread_time",
+            "monotonic",
+            "time",
+            "sleep",
+        ),
         os: ("_exit", "write", "read", "fork", "kill"),
         sys: ("exit",),
         copy: ("deepcopy",),
@@ -61,10 +70,15 @@ class Integrity:
     def __init__(self) -> None:
         self.builtins = dict(vars(builtins))
         self.attrs = {(m, n): getattr(m, n) for m, names in self.WATCHED.items() for n in names}
-        self.harness = {(m.__name__, k): v for m in (sys.modules[__name__], values, protocol)
-                        for k, v in vars(m).items() if callable(v)}
-        self.classes = {(c.__name__, k): v for c in (Worker, Integrity, Raised)
-                        for k, v in vars(c).items()}
+        self.harness = {
+            (m.__name__, k): v
+            for m in (sys.modules[__name__], values, protocol)
+            for k, v in vars(m).items()
+            if callable(v)
+        }
+        self.classes = {
+            (c.__name__, k): v for c in (Worker, Integrity, Raised) for k, v in vars(c).items()
+        }
 
     def problems(self) -> list[str]:
         found = []
@@ -121,8 +135,9 @@ class Worker:
         self.module = None
         self.entry = None
         self.cases: list[tuple[tuple, dict]] = []
-        self.batch: list[tuple[tuple, dict]] = []
-        self.outputs: list = []
+        self.batch: list[tuple[tuple, dict, int]] = []
+        self.kept: list = []
+        self.kept_cases: list[int] = []
         self.references: list | None = None
         self.immutable_inputs = False
         self.state_after_load: dict[str, int] = {}
@@ -156,8 +171,9 @@ class Worker:
             raise Tampered(f"left {len(extra)} thread(s) running {when}: {', '.join(extra[:3])}")
         native = _native_threads()
         if native > self.threads_after_load:
-            raise Tampered(f"left {native - self.threads_after_load} native thread(s) running "
-                           f"{when}")
+            raise Tampered(
+                f"left {native - self.threads_after_load} native thread(s) running {when}"
+            )
 
     def call(self, args: tuple, kwargs: dict) -> object:
         try:
@@ -186,8 +202,13 @@ class Worker:
             return _failure("import", exc)
         entry = getattr(self.module, cfg["entry"], None)
         if entry is None or not callable(entry):
-            return {"error": {"stage": "entry", "type": "AttributeError",
-                              "message": f"target defines no function {cfg['entry']!r}"}}
+            return {
+                "error": {
+                    "stage": "entry",
+                    "type": "AttributeError",
+                    "message": f"target defines no function {cfg['entry']!r}",
+                }
+            }
         self.entry = entry
         random.seed(0)
         np = sys.modules.get("numpy")
@@ -204,8 +225,13 @@ class Worker:
         except BaseException as exc:  # noqa: BLE001
             return _failure("workload", exc)
         if not self.cases:
-            return {"error": {"stage": "workload", "type": "ValueError",
-                              "message": "workload cases() returned no calls"}}
+            return {
+                "error": {
+                    "stage": "workload",
+                    "type": "ValueError",
+                    "message": "workload cases() returned no calls",
+                }
+            }
         self.immutable_inputs = all(_immutable(c) for c in self.cases)
         self.threads_after_load = _native_threads()
         self.check("after import")
@@ -229,9 +255,13 @@ class Worker:
             peak = tracemalloc.get_traced_memory()[1] - before if trace else None
             if isinstance(out, Raised) and isinstance(out.exc, MemoryError):
                 memory_error = True
-            results.append({"out": self.encode_output(out),
-                            "args_after": values.encode([list(a), k], budget=200_000),
-                            "peak": peak})
+            results.append(
+                {
+                    "out": self.encode_output(out),
+                    "args_after": values.encode([list(a), k], budget=200_000),
+                    "peak": peak,
+                }
+            )
             del out, a, k
         if trace:
             tracemalloc.stop()
@@ -252,54 +282,70 @@ class Worker:
         return result
 
     def cmd_prepare(self, message: dict) -> dict:
+        """Fresh inputs for ``loops`` passes over the cases. Only a random subset of the
+        outputs (at most ``KEPT_OUTPUTS``) is kept for checking; the rest are dropped as they
+        come, as a caller would, so retaining them does not change the memory behaviour."""
         if self.references is None:
             self.references = [self.encode_output(self.call(*copy.deepcopy(c))) for c in self.cases]
-        self.outputs = []
-        loops = int(message["loops"])
-        if self.immutable_inputs:  # nothing to protect: skip the copying (it is slow)
-            self.batch = self.cases * loops
-        else:
-            self.batch = [copy.deepcopy(c) for _ in range(loops) for c in self.cases]
+        n, total = len(self.cases), len(self.cases) * int(message["loops"])
+        rng = random.Random(total + len(self.kept))
+        keep = (
+            set(range(total))
+            if total <= KEPT_OUTPUTS
+            else set(rng.sample(range(total), KEPT_OUTPUTS))
+        )
+        self.kept_cases, batch = [], []
+        for j in range(total):
+            case = self.cases[j % n]
+            args, kwargs = case if self.immutable_inputs else copy.deepcopy(case)
+            slot = -1
+            if j in keep:
+                slot = len(self.kept_cases)
+                self.kept_cases.append(j % n)
+            batch.append((args, kwargs, slot))
+        self.batch = batch
+        self.kept = [None] * len(self.kept_cases)
         return {"ok": True}
 
     def cmd_go(self, message: dict) -> dict:
-        outputs = self.outputs = []
-        append, entry = outputs.append, self.entry
-        for args, kwargs in self.batch:
+        kept, entry = self.kept, self.entry
+        for args, kwargs, slot in self.batch:
             try:
-                append(entry(*args, **kwargs))
+                out = entry(*args, **kwargs)
             except _EXIT_EXCEPTIONS as exc:
                 raise Tampered(f"raised {type(exc).__name__} inside the entry point") from None
             except Exception as exc:  # noqa: BLE001
-                append(Raised(exc))
+                out = Raised(exc)
+            if slot >= 0:
+                kept[slot] = out
         return {"ok": True}
 
     def cmd_verify(self, message: dict) -> dict:
         self.check("after timing")
-        n = len(self.cases)
         seen: dict[int, int] = {}
-        for i, out in enumerate(self.outputs):
+        for out, case in zip(self.kept, self.kept_cases, strict=True):
             if isinstance(out, _MUTABLE) and len(out) or _is_array(out) and out.size:
                 if id(out) in seen:
-                    raise Tampered(f"returned the same {type(out).__name__} object for repeated "
-                                   f"calls (case {i % n}): results are cached across calls")
-                seen[id(out)] = i
-        rng = random.Random(len(self.outputs))
-        indices = range(len(self.outputs))
-        limit = int(message.get("max_checks", 200))
-        sample = indices if len(indices) <= limit else rng.sample(indices, limit)
-        for i in sample:
-            diff = values.difference(self.references[i % n], self.encode_output(self.outputs[i]))
+                    raise Tampered(
+                        f"returned the same {type(out).__name__} object for repeated "
+                        f"calls (case {case}): results are cached across calls"
+                    )
+                seen[id(out)] = case
+        for out, case in zip(self.kept, self.kept_cases, strict=True):
+            diff = values.difference(self.references[case], self.encode_output(out))
             if diff:
-                return {"drift": f"case {i % n}: {diff} on a repeated call"}
-        grown = [f"{name} grew from {size} to {now}"
-                 for name, now in _containers_of(self.module).items()
-                 if now > (size := self.state_after_load.get(name, 0))]
+                return {"drift": f"case {case}: {diff} on a repeated call"}
+        grown = [
+            f"{name} grew from {size} to {now}"
+            for name, now in _containers_of(self.module).items()
+            if now > (size := self.state_after_load.get(name, 0))
+        ]
         if grown:
-            raise Tampered(f"keeps results between calls ({'; '.join(grown[:2])}): caching "
-                           "across calls makes repeated timing meaningless")
-        self.outputs = []
-        self.batch = []
+            raise Tampered(
+                f"keeps results between calls ({'; '.join(grown[:2])}): caching "
+                "across calls makes repeated timing meaningless"
+            )
+        self.kept, self.kept_cases, self.batch = [], [], []
         return {"ok": True}
 
     def cmd_profile(self, message: dict) -> dict:
@@ -331,19 +377,30 @@ def _is_array(obj: object) -> bool:
 
 
 def _normalise(case: object, index: int) -> tuple[tuple, dict]:
-    if (isinstance(case, tuple) and len(case) == 2 and isinstance(case[0], tuple)
-            and isinstance(case[1], dict)):
+    if (
+        isinstance(case, tuple)
+        and len(case) == 2
+        and isinstance(case[0], tuple)
+        and isinstance(case[1], dict)
+    ):
         return case[0], case[1]
     if isinstance(case, tuple):
         return case, {}
-    raise TypeError(f"case {index} must be an args tuple or an (args, kwargs) pair, "
-                    f"not {type(case).__name__}")
+    raise TypeError(
+        f"case {index} must be an args tuple or an (args, kwargs) pair, not {type(case).__name__}"
+    )
 
 
 def _failure(stage: str, exc: BaseException) -> dict:
     tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
-    return {"error": {"stage": stage, "type": type(exc).__name__, "message": str(exc)[:1000],
-                      "traceback": "".join(tb)[-3000:]}}
+    return {
+        "error": {
+            "stage": stage,
+            "type": type(exc).__name__,
+            "message": str(exc)[:1000],
+            "traceback": "".join(tb)[-3000:],
+        }
+    }
 
 
 def source_line(filename: str, lineno: int) -> str:
