@@ -43,7 +43,9 @@ def _calibrate(sup, worker, n_cases: int, min_s: float, what: str) -> int:  # no
     loops = 1
     while True:
         cpu, wall = _sample(sup, worker, loops, n_cases, what)
-        took = max(cpu, wall) * loops * n_cases
+        # CPU time, so that a busy moment during calibration does not shorten the samples
+        # (wall time only for code that waits rather than computes).
+        took = (cpu if cpu > 0.35 * wall else wall) * loops * n_cases
         if took >= min_s or loops * n_cases >= MAX_CALLS_PER_SAMPLE:
             return loops
         factor = min(10.0, max(2.0, 1.2 * min_s / max(took, 1e-9)))
@@ -111,7 +113,7 @@ def _measure(sup, roles: list[str], opts: dict) -> dict:  # noqa: ANN001
         workers = {}
         try:
             cpu = rng.choice(cpus)
-            for role in roles:
+            for role in rng.sample(roles, len(roles)):  # which side starts first: random too
                 workers[role], loaded = sup.load(role, quiet=True)
                 n_cases = loaded["n_cases"]
                 _pin(workers[role].pid, cpu)
