@@ -121,17 +121,21 @@ def any_running(session_id: int | None) -> bool:
 
 
 def show_snapshot(snap: JobSnapshot, *, routing: bool = True) -> None:
-    steps = progress_steps(snap.progress, finished=snap.finished)
-    icon = {"done": "✅", "running": "⏳", "todo": "▫️"}
-    if steps:
-        st.markdown("  \n".join(f"{icon[state]} {label}" for label, state in steps))
-    if snap.text:
-        with st.chat_message("assistant"):
-            st.markdown(snap.text + ("" if snap.finished else " ▌"))
-    if routing and snap.routing_tail:
-        from app.ui.routing import live_heatmap
+    """Steps, streamed text and live routing; once the job is done they fold away (what it
+    produced is now in the transcript and on the Routing page)."""
+    box = st.expander("Steps and reply", expanded=False) if snap.finished else st.container()
+    with box:
+        steps = progress_steps(snap.progress, finished=snap.finished)
+        icon = {"done": "✅", "running": "⏳", "todo": "▫️"}
+        if steps:
+            st.markdown("  \n".join(f"{icon[state]} {label}" for label, state in steps))
+        if snap.text:
+            with st.chat_message("assistant"):
+                st.markdown(snap.text + ("" if snap.finished else " ▌"))
+        if routing and snap.routing_tail:
+            from app.ui.routing import live_heatmap
 
-        live_heatmap(snap.routing_tail, key=f"job{snap.id}_routing")
+            live_heatmap(snap.routing_tail, key=f"job{snap.id}_routing")
 
 
 def job_panel(
