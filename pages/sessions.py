@@ -124,12 +124,12 @@ if ids:
     titles = {r.id: f"#{r.id} · {r.title}" for r in rows}
     st.selectbox("Session", ids, key="sessions:chosen", format_func=titles.get)
     chosen = s["sessions:chosen"]
-    actions = st.columns([1, 1, 1, 5])
-    if actions[0].button("Open in Optimize", key="sessions:open"):
+    actions = st.container(horizontal=True)
+    if actions.button("Open in Optimize", key="sessions:open"):
         nav.go("optimize", chosen)
-    if actions[1].button("Open for review", key="sessions:review"):
+    if actions.button("Open for review", key="sessions:review"):
         nav.go("review", chosen)
-    if actions[2].button("Delete…", key="sessions:delete"):
+    if actions.button("Delete…", key="sessions:delete"):
         s["sessions:confirm_delete"] = chosen
     pending = s.get("sessions:confirm_delete")
     if pending is not None:
@@ -138,8 +138,8 @@ if ids:
                 f"Delete session {titles.get(pending, f'#{pending}')} with its transcript, "
                 "candidates, evaluations and comments? This cannot be undone."
             )
-            yes, no = st.columns([1, 6])
-            if yes.button("Yes, delete", type="primary", key="sessions:delete_yes"):
+            confirm = st.container(horizontal=True)
+            if confirm.button("Yes, delete", type="primary", key="sessions:delete_yes"):
                 with guard("deleting the session"):
                     services.delete_session(pending)
                     s.pop("sessions:confirm_delete", None)
@@ -147,6 +147,6 @@ if ids:
                         nav.open_session(None)
                     st.toast(f"Session #{pending} deleted.")
                     st.rerun()
-            if no.button("Cancel", key="sessions:delete_no"):
+            if confirm.button("Cancel", key="sessions:delete_no"):
                 s.pop("sessions:confirm_delete", None)
                 st.rerun()
