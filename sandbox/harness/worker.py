@@ -305,6 +305,8 @@ class Worker:
             batch.append((args, kwargs, slot))
         self.batch = batch
         self.kept = [None] * len(self.kept_cases)
+        if message.get("warm"):
+            self.call(*copy.deepcopy(self.cases[0]))
         return {"ok": True}
 
     def cmd_go(self, message: dict) -> dict:
