@@ -59,7 +59,9 @@ class TimingOptions:
     min_rounds: int = 4  # fresh baseline/candidate process pairs, at least
     max_rounds: int = 20
     pairs_per_round: int = 5
-    target_rel_ci: float = 0.01  # stop early once the CI's half-width is within ±1%
+    target_rel_ci: float = 0.01  # stop early once the CI's half-width is within ±1%…
+    early_stop_rounds: int = 8  # …but not before this many rounds (a CI narrow by chance
+    # after a few rounds undercovers: measured 1 false "faster" in 20 A/A runs at 7 rounds)
     profile_min_s: float = 0.0  # repeat the workload under the line profiler at least this long
     seed: int | None = None  # random order of baseline/candidate within a pair
 

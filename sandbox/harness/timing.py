@@ -13,7 +13,8 @@
 - Two rounds always run (within the wall-clock limit), whatever the budget says.
 - After each round the worker checks its outputs against its first call (and for caching);
   after ``min_rounds`` rounds the speedup CI is computed and sampling stops once its half-width
-  is within ``target_rel_ci``, or when the next round would exceed ``budget_s``.
+  is within ``target_rel_ci`` (but not before ``early_stop_rounds``), or when the next round
+  would exceed ``budget_s``, or after ``max_rounds``.
 """
 
 from __future__ import annotations
@@ -172,8 +173,12 @@ def _measure(sup, roles: list[str], opts: dict) -> dict:  # noqa: ANN001
         if len(roles) == 2 and len(rounds) >= 2:
             estimate = estimate_speedup(ratios_by_round(rounds, clock), seed=seed or 0)
         if len(rounds) >= int(opts["min_rounds"]):
-            if estimate is None or estimate.rel_halfwidth <= float(opts["target_rel_ci"]):
-                stop_reason = "precise enough" if estimate else "min_rounds"
+            if estimate is None:
+                stop_reason = "min_rounds"
+                break
+            enough = len(rounds) >= int(opts.get("early_stop_rounds", 8))
+            if enough and estimate.rel_halfwidth <= float(opts["target_rel_ci"]):
+                stop_reason = "precise enough"
                 break
         if len(rounds) >= 2 and now + (now - round_start) > budget_end:
             stop_reason = "time budget"
