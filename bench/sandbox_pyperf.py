@@ -4,7 +4,7 @@ pyperf times the same per-call protocol (inputs deep-copied before the clock sta
 own process orchestration and statistics (``--fast``; mean of values), once with its default
 wall clock (``perf_counter``) and once with CPU time (``process_time``, fair on a loaded
 machine); the sandbox runs with its defaults. Target: agreement within 3%.
-Run: ``.venv/bin/python bench/sandbox_pyperf.py [backend]``
+Run: ``.venv/bin/python bench/sandbox_pyperf.py [backend] [pair name prefix…]``
 """
 
 from __future__ import annotations
@@ -20,6 +20,11 @@ from sandbox_common import load
 import sandbox
 
 PAIRS = {
+    "squares: loop vs genexpr": (
+        "def f(n):\n    s = 0\n    for i in range(n):\n        s += i * i\n    return s\n",
+        "def f(n):\n    return sum(i * i for i in range(n))\n",
+        "def cases():\n    return [(20000,)]\n",
+    ),
     "sum loop vs sum()": (
         "def f(xs):\n    s = 0\n    for x in xs:\n        s += x\n    return s\n",
         "def f(xs):\n    return sum(xs)\n",
@@ -83,8 +88,11 @@ def pyperf_mean(code: str, workload: str, clock: str) -> float:
 
 def main() -> None:
     backend = sys.argv[1] if len(sys.argv) > 1 else "bwrap"
+    chosen = sys.argv[2:] or list(PAIRS)  # pair names, or a prefix of one
     print(f"sandbox ({backend}) vs pyperf; {load()}")
     for name, (baseline, candidate, workload) in PAIRS.items():
+        if not any(name.startswith(prefix) for prefix in chosen):
+            continue
         ratios = {
             clock: pyperf_mean(baseline, workload, clock) / pyperf_mean(candidate, workload, clock)
             for clock in ("perf_counter", "process_time")
