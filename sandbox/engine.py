@@ -59,11 +59,12 @@ Progress = Callable[[str, dict], None]
 def stage_task(task: Task, root: Path) -> Path:
     """Write the task's files to ``root/task`` (mounted read-only in the sandbox)."""
     task_dir = root / "task"
-    (task_dir / "baseline").mkdir(parents=True)
-    (task_dir / "baseline" / "target.py").write_text(task.baseline)
+    # Same-length directory names for both sides (see harness/procs.py on alignment).
+    (task_dir / "base").mkdir(parents=True)
+    (task_dir / "base" / "target.py").write_text(task.baseline)
     if task.mode == "compare":
-        (task_dir / "candidate").mkdir()
-        (task_dir / "candidate" / "target.py").write_text(task.candidate or "")
+        (task_dir / "cand").mkdir()
+        (task_dir / "cand" / "target.py").write_text(task.candidate or "")
     (task_dir / "workload.py").write_text(task.workload)
     if task.tests:
         (task_dir / "test_target.py").write_text(task.tests)
@@ -75,9 +76,9 @@ def stage_task(task: Task, root: Path) -> Path:
 def build_job(task: Task, limits: Limits, backend: Backend, task_dir: Path) -> dict:
     layout = backend.layout(task_dir)
     inside = layout.task_dir
-    paths = {"baseline": f"{inside}/baseline", "workload": f"{inside}/workload.py"}
+    paths = {"baseline": f"{inside}/base", "workload": f"{inside}/workload.py"}
     if task.mode == "compare":
-        paths["candidate"] = f"{inside}/candidate"
+        paths["candidate"] = f"{inside}/cand"
     if task.tests:
         paths["tests"] = f"{inside}/test_target.py"
     return {

@@ -147,7 +147,7 @@ class Worker:
 
     def serve(self) -> None:
         while True:
-            message = protocol.recv_blocking(self.config["cmd_fd"])
+            message = protocol.recv_blocking(self.cmd_fd)
             if message is None or message.get("cmd") == "exit":
                 break
             handler = getattr(self, "cmd_" + message["cmd"])
@@ -157,7 +157,7 @@ class Worker:
                 reply = {"tampered": str(exc)}
             if os.getpid() != self.pid:  # a fork of the code under test must not answer
                 os._exit(0)
-            protocol.send(self.config["resp_fd"], reply)
+            protocol.send(self.resp_fd, reply)
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
@@ -410,6 +410,9 @@ def source_line(filename: str, lineno: int) -> str:
 
 
 def main() -> None:
-    config = json.loads(sys.argv[1])
+    cmd_fd, resp_fd = int(sys.argv[1]), int(sys.argv[2])
+    config = protocol.recv_blocking(cmd_fd)
     sys.argv = ["target"]
-    Worker(config).serve()
+    worker = Worker(config)
+    worker.cmd_fd, worker.resp_fd = cmd_fd, resp_fd
+    worker.serve()
