@@ -109,7 +109,13 @@ def build_image(
     """Build (or find) the sandbox image; returns its tag."""
     import docker
 
-    client = client or docker.DockerClient(base_url="unix:///var/run/docker.sock")
+    if client is None:
+        # A client of our own is closed here: a dropped one leaks its socket.
+        own = docker.DockerClient(base_url="unix:///var/run/docker.sock")
+        try:
+            return build_image(cache_dir=cache_dir, force=force, client=own, log=log)
+        finally:
+            own.close()
     cache_dir.mkdir(parents=True, exist_ok=True)
     tarball = rootfs_tarball(cache_dir, log)
     wheel_dir = wheels(cache_dir, log)

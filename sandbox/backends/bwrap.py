@@ -118,18 +118,9 @@ class BwrapBackend(Backend):
         for path in ETC_FILES:
             if os.path.exists(path):
                 args += ["--ro-bind", path, path]
-        mounts = _python_dirs(self.python)
-        for parent in _parents([*mounts, HARNESS_MOUNT, TASK_MOUNT]):
-            args += ["--perms", "0755", "--dir", parent]  # bwrap would make them 0700
-        for prefix in mounts:
-            args += ["--ro-bind", prefix, prefix]
+        # The writable tmpfs mounts come first: a Python installation that lives under /tmp
+        # (a checkout there, as CI may use) must be bound on top of them, not hidden by them.
         args += [
-            "--ro-bind",
-            str(HARNESS_DIR),
-            HARNESS_MOUNT,
-            "--ro-bind",
-            str(task_dir),
-            TASK_MOUNT,
             "--proc",
             "/proc",
             "--dev",
@@ -146,6 +137,19 @@ class BwrapBackend(Backend):
             str(max(1 << 20, limits.disk_bytes // 4)),
             "--tmpfs",
             "/tmp",
+        ]
+        mounts = _python_dirs(self.python)
+        for parent in _parents([*mounts, HARNESS_MOUNT, TASK_MOUNT]):
+            args += ["--perms", "0755", "--dir", parent]  # bwrap would make them 0700
+        for prefix in mounts:
+            args += ["--ro-bind", prefix, prefix]
+        args += [
+            "--ro-bind",
+            str(HARNESS_DIR),
+            HARNESS_MOUNT,
+            "--ro-bind",
+            str(task_dir),
+            TASK_MOUNT,
             "--chdir",
             "/scratch",
             "--hostname",

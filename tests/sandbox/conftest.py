@@ -59,13 +59,13 @@ def docker_engine() -> Iterator[None]:
     if not _docker_answers():
         if shutil.which("dockerd") is None:
             pytest.fail("dockerd is not installed (make test installs docker.io)", pytrace=False)
-        log = DOCKERD_LOG.open("ab")
-        proc = subprocess.Popen(
-            ["dockerd", "--iptables=false", "--bridge=none"],
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
+        with DOCKERD_LOG.open("ab") as log:  # dockerd keeps its own copy of the descriptor
+            proc = subprocess.Popen(
+                ["dockerd", "--iptables=false", "--bridge=none"],
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 60
         while not _docker_answers():
             if proc.poll() is not None or time.monotonic() > deadline:
