@@ -60,6 +60,10 @@ class Settings(BaseSettings):
         default=False,
         description="Allow the unisolated 'process' sandbox backend (development only).",
     )
+    sandbox_docker_url: str = Field(
+        default="unix:///var/run/docker.sock",
+        description="Docker engine the 'docker' sandbox backend talks to.",
+    )
     sandbox_limits: SandboxLimits = Field(default_factory=SandboxLimits)
     eval_workers: int = Field(default=2, description="Concurrent sandbox evaluations.")
     author: str = Field(default="anonymous", description="Default author name for new sessions.")

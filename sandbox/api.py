@@ -11,17 +11,19 @@ from .errors import SandboxError
 from .task import Limits, parse_task
 
 
-def _settings() -> tuple[str, bool, dict[str, Any]]:
-    """(default backend, process backend allowed, default limits) from app settings."""
+def _settings() -> tuple[str, bool, dict[str, Any], str | None]:
+    """(default backend, process backend allowed, default limits, Docker engine URL) from the
+    app settings."""
     try:
         from app.config import get_settings
     except ImportError:  # the sandbox used on its own, without the app installed
-        return "bwrap", False, {}
+        return "bwrap", False, {}, None
     settings = get_settings()
     return (
         settings.sandbox_backend,
         settings.sandbox_allow_process,
         settings.sandbox_limits.model_dump(),
+        settings.sandbox_docker_url,
     )
 
 
@@ -41,20 +43,26 @@ def evaluate(
     (skipped stages too, with ``info["skipped"]``). Raises :class:`SandboxError` subclasses
     for usage errors only; whatever the code under test does is in ``verdict["status"]``.
     """
-    default_backend, settings_allow, settings_limits = _settings()
+    default_backend, settings_allow, settings_limits, docker_url = _settings()
     parsed = parse_task(task)
     merged = Limits().merged(settings_limits).merged(limits).merged(parsed.limits)
-    chosen = get_backend(backend or default_backend, allow_process=allow_process or settings_allow)
+    chosen = get_backend(
+        backend or default_backend,
+        allow_process=allow_process or settings_allow,
+        docker_url=docker_url,
+    )
     return evaluate_task(parsed, chosen, merged, progress)
 
 
 def available_backends() -> dict[str, str | None]:
     """Each backend name → ``None`` if it can run here, else the reason it cannot."""
-    _, settings_allow, _ = _settings()
+    _, settings_allow, _, docker_url = _settings()
     out: dict[str, str | None] = {}
     for name in NAMES:
         try:
-            out[name] = make_backend(name, allow_process=settings_allow).unavailable_reason()
+            out[name] = make_backend(
+                name, allow_process=settings_allow, docker_url=docker_url
+            ).unavailable_reason()
         except SandboxError as exc:
             out[name] = str(exc)
         except ImportError as exc:

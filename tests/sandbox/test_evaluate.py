@@ -231,3 +231,17 @@ def test_cli_usage_errors(tmp_path):
     assert invalid.stdout == ""
     refused = _cli("evaluate", str(bad), "--backend", "process")
     assert refused.returncode == 2
+
+
+def test_the_docker_url_setting_reaches_the_backend(monkeypatch, tmp_path):
+    from app.config import get_settings
+
+    missing = tmp_path / "nowhere.sock"
+    monkeypatch.setenv("PERFLOOP_SANDBOX_DOCKER_URL", f"unix://{missing}")
+    get_settings.cache_clear()
+    try:
+        reason = sandbox.available_backends()["docker"]
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert reason is not None and str(missing) in reason
