@@ -26,7 +26,8 @@ The verdict (every key always present; ``None`` where it does not apply):
     per-call times ``[cpu, wall]`` of each pair, round by round.
 ``line_profile``
     one entry per executed line of the entry function and of the functions of ``target`` it
-    calls: ``{function, line, hits, time_s, share, source}``; ``share`` is relative to the
+    calls: ``{function, line, hits, time, time_s, share, source}`` (both times in seconds);
+    ``share`` is relative to the
     entry function's total time. ``profile`` summarises per function.
 ``peak_memory_bytes``, ``baseline_peak_memory_bytes``
     the largest tracemalloc peak over the workload's calls.
@@ -263,7 +264,8 @@ def _profile(data: dict) -> tuple[list[dict] | None, dict]:
             }
         )
         for line in fn["lines"]:
-            lines.append({"function": fn["function"], **line})
+            # "time" (seconds) is the field name; "time_s" says the unit. Both stay.
+            lines.append({"function": fn["function"], **line, "time": line["time_s"]})
     summary = {
         "functions": functions,
         "total_s": data.get("total_s"),

@@ -59,7 +59,10 @@ def test_full_verdict_and_progress_order(evaluate):
         summary = verdict[side]
         assert summary["statistic"] == "median" and summary["clock"] in ("cpu", "wall")
         assert summary["samples"] >= 2 and summary["processes"] >= 2
-    assert verdict["line_profile"][0]["source"] == "    return n * (n - 1) // 2"
+    first = verdict["line_profile"][0]
+    assert first["source"] == "    return n * (n - 1) // 2"
+    assert set(first) >= {"line", "hits", "time", "share", "source"}
+    assert first["hits"] > 0 and first["time"] == first["time_s"] > 0
     assert verdict["peak_memory_bytes"] is not None
     json.dumps(verdict)
 
