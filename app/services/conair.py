@@ -34,7 +34,7 @@ from app.services.consistency import (
 from app.services.context import Context, get_context
 from app.services.errors import CodeDoesNotParse, InvalidInput, NoCodeInReply, NotFound
 from app.services.evaluation import evaluate_on_pool, run_tests_only
-from app.services.iterations import store_proposals
+from app.services.iterations import require_ready, store_proposals
 from app.services.sessions import load_view
 from app.services.views import (
     ConairState,
@@ -361,10 +361,7 @@ def start_conair(
     text = (instruction or "").strip() or DEFAULT_CONAIR_INSTRUCTION
     with unit_of_work(c.engine) as s:
         view = load_view(s, session_id)
-        if not view.ready:
-            raise InvalidInput(
-                f"This session is not ready for optimisation: {view.validation_error}"
-            )
+        require_ready(view, session_id)
         model = model or view.info.model or c.model
         base = view.candidate(base_candidate_id(s, session_id, None))
         user = queries.add_message(

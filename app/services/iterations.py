@@ -142,6 +142,16 @@ def build_prompt(
     )
 
 
+def require_ready(view, session_id: int) -> None:  # noqa: ANN001 - a SessionView
+    """Refuse to optimise a session whose inputs did not pass validation (nothing is lost:
+    the session stays stored)."""
+    if not view.ready:
+        raise InvalidInput(
+            f"This session is not ready for optimisation: {view.validation_error}",
+            stored={"session_id": session_id},
+        )
+
+
 def run_turn(
     session_id: int,
     text: str = DEFAULT_INSTRUCTION,
@@ -171,11 +181,7 @@ def run_turn(
         on_progress("prompt", {"session_id": session_id})
     with unit_of_work(c.engine) as s:
         view = load_view(s, session_id)
-        if not view.ready:
-            raise InvalidInput(
-                f"This session is not ready for optimisation: {view.validation_error}",
-                stored={"session_id": session_id},
-            )
+        require_ready(view, session_id)
         model = model or view.info.model or c.model
         base = view.candidate(base_candidate_id(s, session_id, parent_id))
         user = queries.add_message(
