@@ -1,11 +1,11 @@
-"""ConAIR mode: the LLM proposes n candidates and m tests; the sandbox runs the candidate x test
-matrix and compares the candidates' outputs on the workload (behaviour clusters); candidates
-are ranked by consistency; the person validates the few tests that split the top candidates
-most; validated tests dominate the ranking, rejected ones are repaired by the LLM, candidates
-failing trusted tests are sent back with those failures. Every round is a ``conair_round`` row.
-
-The ranking and the choice of questions (and the choices made where the paper leaves
-things open) are in ``app.services.consistency``.
+"""ConAIR mode, the two use-cases: ``start_conair`` (round 1 of a run: the LLM proposes n
+candidates and m tests) and ``answer_tests`` (the person's verdicts on the asked tests, then the
+next round). A candidate's correctness rests on trusted evidence only (the session's own tests,
+the tests a person accepted or corrected, equal outputs to the baseline); the generated tests
+nobody validated feed the consistency ranking and the questions. Every round is a
+``conair_round`` row (``app.services.conair_store``); the sandbox work is in
+``app.services.conair_matrix``; the ranking and the choice of questions in
+``app.services.consistency``.
 """
 
 from __future__ import annotations
@@ -13,17 +13,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from app.llm import prompts
+from app.services import conair_matrix as mx
+from app.services import conair_store as store
 from app.services._llm import call_model
 from app.services.candidates import base_candidate_id
 from app.services.code import PYTHON_TAGS, extract_code, fenced_blocks, parse_error
 from app.services.consistency import (
-    Cells,
-    behaviour_key,
     choose_questions,
-    outcomes,
+    failure_name,
     parse_reply,
     rank,
     rename_function,
@@ -32,20 +30,13 @@ from app.services.consistency import (
     used_test_names,
 )
 from app.services.context import Context, get_context
-from app.services.errors import CodeDoesNotParse, InvalidInput, NoCodeInReply, NotFound
-from app.services.evaluation import evaluate_on_pool, run_tests_only
+from app.services.errors import CodeDoesNotParse, InvalidInput, NoCodeInReply
 from app.services.iterations import require_ready, store_proposals
 from app.services.sessions import load_view
-from app.services.views import (
-    ConairState,
-    RankedCandidate,
-    TestAnswer,
-    TestCaseView,
-    TestQuestion,
-)
+from app.services.views import ConairState, RankedCandidate, TestAnswer, TestCaseView
 from db import queries
 from db.engine import unit_of_work
-from db.models import ConairRound, TestCase, utcnow
+from db.models import TestCase, utcnow
 
 DEFAULT_CANDIDATES = 4
 DEFAULT_TESTS = 6
@@ -61,286 +52,72 @@ TokenFn = Callable[[str], None]
 RoutingFn = Callable[[Any], None]
 ProgressFn = Callable[[str, dict[str, Any]], None]
 
+__all__ = ["answer_tests", "conair_state", "start_conair"]
 
-# --- persistence of rounds ------------------------------------------------------------------------
-
-
-def _matrix_json(
-    candidate_ids: list[int],
-    test_ids: list[int],
-    cells: Cells,
-    baseline_cells: dict[int, str],
-    clusters: list[list[int]],
-    baseline_cluster: int | None,
-    questions: list[TestQuestion],
-    reason: str | None,
-) -> dict[str, Any]:
-    return {
-        "candidate_ids": candidate_ids,
-        "test_case_ids": test_ids,
-        "cells": [
-            {"candidate_id": c, "test_case_id": t, "outcome": o}
-            for (c, t), o in sorted(cells.items())
-        ],
-        "baseline_cells": [
-            {"test_case_id": t, "outcome": o} for t, o in sorted(baseline_cells.items())
-        ],
-        "clusters": [{"candidate_ids": m} for m in clusters],
-        "baseline_cluster": baseline_cluster,
-        "questions": [
-            {
-                "test_case_id": q.test.id,
-                "split": q.split,
-                "passing_candidate_ids": q.passing,
-                "failing_candidate_ids": q.failing,
-            }
-            for q in questions
-        ],
-        "reason": reason,
-    }
+conair_state = store.conair_state
 
 
-def _ranking_json(ranking: Sequence[RankedCandidate]) -> list[dict[str, Any]]:
-    return [
-        {
-            "candidate_id": r.candidate_id,
-            "rank": r.rank,
-            "score": r.score,
-            "tests_passed": r.tests_passed,
-            "trusted_failed": r.trusted_failed,
-            "cluster": r.cluster,
-        }
-        for r in ranking
-    ]
-
-
-def _read_matrix(m: dict[str, Any]) -> tuple[Cells, dict[int, str], list[list[int]], int | None]:
-    cells = {
-        (int(x["candidate_id"]), int(x["test_case_id"])): x["outcome"] for x in m.get("cells", [])
-    }
-    base = {int(x["test_case_id"]): x["outcome"] for x in m.get("baseline_cells", [])}
-    clusters = [list(x["candidate_ids"]) for x in m.get("clusters", [])]
-    return cells, base, clusters, m.get("baseline_cluster")
-
-
-def _latest_round(s: Session, session_id: int) -> ConairRound:
-    sess = queries.get_session(session_id, session=s)
-    if not sess.conair_rounds:
-        raise NotFound("ConAIR round of session", session_id)
-    return sess.conair_rounds[-1]
-
-
-def _state(s: Session, session_id: int) -> ConairState:
-    from app.services import _convert as cv
-
-    view = load_view(s, session_id)
-    sess = queries.get_session(session_id, session=s)
-    rounds = list(sess.conair_rounds)
-    if not rounds:
-        raise NotFound("ConAIR round of session", session_id)
-    last = rounds[-1]
-    m = last.matrix or {}
-    cells, _, clusters, _ = _read_matrix(m)
-    cand_ids = list(m.get("candidate_ids", []))
-    test_ids = set(m.get("test_case_ids", []))
-    tests = [t for t in view.tests if t.id in test_ids]
-    by_id = {t.id: t for t in view.tests}
-    questions = [
-        TestQuestion(
-            test=by_id[q["test_case_id"]],
-            split=q["split"],
-            passing=list(q["passing_candidate_ids"]),
-            failing=list(q["failing_candidate_ids"]),
-        )
-        for q in m.get("questions", [])
-        if q["test_case_id"] in by_id
-    ]
-    matrix: dict[int, dict[int, str]] = {}
-    for (c, t), o in cells.items():
-        matrix.setdefault(c, {})[t] = o
-    return ConairState(
-        session_id=session_id,
-        round=last.number,
-        candidates=[view.candidate(c) for c in cand_ids],
-        tests=tests,
-        matrix=matrix,
-        clusters=clusters,
-        ranking=[
-            RankedCandidate(
-                candidate_id=r["candidate_id"],
-                rank=r["rank"],
-                score=r["score"],
-                tests_passed=r["tests_passed"],
-                trusted_failed=r["trusted_failed"],
-                cluster=r["cluster"],
+def _finish_reason(
+    ranking: Sequence[RankedCandidate],
+    asked: bool,
+    previous_top: int | None,
+    number: int,
+    max_rounds: int,
+) -> str | None:
+    top = ranking[0] if ranking else None
+    if top is not None and top.correct and top.trusted_failed == 0:
+        if previous_top == top.candidate_id and number > 1:
+            return (
+                "the top candidate passes every validated test and the session's own tests, "
+                "and the ranking is stable"
             )
-            for r in last.ranking or []
-        ],
-        questions=[] if last.finished else questions,
-        effort=sum(r.validations_asked for r in rounds),
-        rounds=[cv.conair_round_view(r) for r in rounds],
-        finished=last.finished,
-        reason=m.get("reason"),
-    )
-
-
-def conair_state(session_id: int, *, ctx: Context | None = None) -> ConairState:
-    """The current ConAIR state of a session (raises ``NotFound`` if ConAIR never started)."""
-    c = get_context(ctx)
-    with unit_of_work(c.engine) as s:
-        return _state(s, session_id)
-
-
-# --- running the matrix ---------------------------------------------------------------------
-
-
-def _test_sources(tests: Sequence[TestCaseView]) -> str:
-    return "\n\n\n".join(t.effective_source.strip() for t in tests) + "\n"
-
-
-def _run_matrix(
-    c: Context,
-    session_id: int,
-    *,
-    new_candidates: list[int],
-    old_candidates: list[int],
-    tests: Sequence[TestCaseView],
-    changed_tests: Sequence[TestCaseView],
-    cells: Cells,
-    baseline_cells: dict[int, str],
-    verdicts: dict[int, dict[str, Any] | None],
-    on_progress: ProgressFn | None,
-) -> None:
-    """Fill ``cells``: new candidates against every live test (a stored evaluation, timed),
-    old candidates and the baseline against the changed tests only (tests-only runs)."""
-    names = {t.id: t.name for t in tests}
-    if new_candidates:
-        src = _test_sources(tests) if tests else None
-        results = evaluate_on_pool(
-            new_candidates, c, on_progress=on_progress, tests_override=src or ""
-        )
-        for cid, (_, verdict, _) in results.items():
-            verdicts[cid] = verdict
-            for tid, o in outcomes(verdict, names).items():
-                cells[(cid, tid)] = o
-    with unit_of_work(c.engine) as s:
-        sess = queries.get_session(session_id, session=s)
-        baseline, entry, workload = sess.baseline_source, sess.entry_point, sess.workload_source
-        sources = {x.id: x.source for x in queries.list_candidates(session_id, session=s)}
-    targets: list[int | None] = [None]  # the baseline
-    if changed_tests:
-        targets += old_candidates
-    elif any(t.id not in baseline_cells for t in tests):
-        changed_tests = [t for t in tests if t.id not in baseline_cells]
-    else:
-        return
-    changed_names = {t.id: t.name for t in changed_tests}
-    src = _test_sources(changed_tests)
-    futures = {
-        target: c.pool.submit(
-            run_tests_only,
-            c,
-            None if target is None else sources[target],
-            src,
-            baseline=baseline,
-            entry=entry,
-            workload=workload,
-            on_progress=on_progress,
-            progress_info={"candidate_id": target, "tests_only": True},
-        )
-        for target in targets
-    }
-    for target, fut in futures.items():
-        try:
-            verdict = fut.result()
-        except Exception:  # noqa: BLE001 - a failed tests-only run counts as errors
-            verdict = None
-        for tid, o in outcomes(verdict, changed_names).items():
-            if target is None:
-                baseline_cells[tid] = o
-            else:
-                cells[(target, tid)] = o
-
-
-def _clusters(
-    verdicts: dict[int, dict[str, Any] | None], candidate_ids: list[int]
-) -> tuple[list[list[int]], int | None]:
-    groups: dict[str, list[int]] = {}
-    for cid in candidate_ids:
-        groups.setdefault(behaviour_key(verdicts.get(cid)), []).append(cid)
-    keys = list(groups)
-    baseline_cluster = keys.index("baseline") if "baseline" in keys else None
-    return [groups[k] for k in keys], baseline_cluster
+        if not asked:
+            return (
+                "the top candidate passes every validated test and the session's own tests; "
+                "nothing left to ask"
+            )
+    if number >= max_rounds:
+        return f"round limit ({max_rounds}) reached"
+    if not asked and top is not None:
+        return "no test is left to validate"
+    return None
 
 
 def _close_round(
     c: Context,
     session_id: int,
     number: int,
-    candidate_ids: list[int],
-    cells: Cells,
-    baseline_cells: dict[int, str],
-    verdicts: dict[int, dict[str, Any] | None],
+    m: store.Matrix,
     questions_per_round: int,
     previous_top: int | None,
     max_rounds: int,
 ) -> ConairState:
+    """Rank on the evidence as it stands, choose the next questions or finish, store the round."""
+    mx.cluster(c, m)
     with unit_of_work(c.engine) as s:
         view = load_view(s, session_id)
-        sess_tests = [t for t in view.tests if t.origin == "llm" and t.validation != "rejected"]
-        cands = [view.candidate(i) for i in candidate_ids]
-        # Cluster keys of older candidates come from their stored verdicts.
-        for cand in cands:
-            if cand.id not in verdicts:
-                row = queries.latest_evaluation(cand.id, session=s)
-                verdicts[cand.id] = row.result if row is not None else None
-    clusters, base_cluster = _clusters(verdicts, candidate_ids)
-    ranking = rank(cands, sess_tests, cells, clusters, baseline_cells, base_cluster)
-    questions = choose_questions(ranking, sess_tests, cells, questions_per_round)
-    top = ranking[0] if ranking else None
-    reason = None
-    if top is not None and top.trusted_failed == 0:
-        if previous_top == top.candidate_id and number > 1:
-            reason = "the top candidate passes every validated test and the ranking is stable"
-        elif not questions:
-            reason = "the top candidate passes every validated test; nothing left to ask"
-    if reason is None and number >= max_rounds:
-        reason = f"round limit ({max_rounds}) reached"
-    if reason is None and not questions and top is not None:
-        reason = "no test is left to validate"
-    finished = reason is not None
-    if finished:
-        questions = []
-    matrix = _matrix_json(
-        candidate_ids,
-        [t.id for t in sess_tests],
-        cells,
-        baseline_cells,
-        clusters,
-        base_cluster,
-        questions,
-        reason,
-    )
-    with unit_of_work(c.engine) as s:
-        queries.add_conair_round(
-            session=s,
-            session_id=session_id,
+        tests = m.tests(view.tests)
+        cands = [view.candidate(i) for i in m.candidate_ids]
+        ranking = rank(cands, tests, m.cells, m.clusters, m.baseline_cells, m.baseline_cluster)
+        questions = choose_questions(ranking, tests, m.cells, questions_per_round, m.baseline_cells)
+        reason = _finish_reason(ranking, bool(questions), previous_top, number, max_rounds)
+        if reason is not None:
+            questions = []
+        store.note_unvalidated(s, ranking, m)
+        store.add_round(
+            s,
+            session_id,
             number=number,
-            ranking=_ranking_json(ranking),
-            matrix=matrix,
-            tests_shown=[q.test.id for q in questions],
-            answers=[],
-            validations_asked=len(questions),
-            finished=finished,
+            matrix=m,
+            ranking=ranking,
+            questions=questions,
+            reason=reason,
         )
-    if finished and top is not None:
-        # The final verdict of the chosen version, judged by trusted tests only.
-        evaluate_on_pool([top.candidate_id], c)
     with unit_of_work(c.engine) as s:
-        return _state(s, session_id)
+        return store.state(s, session_id)
 
 
-# --- the use-cases ------------------------------------------------------------------------------
+# --- round 1 -------------------------------------------------------------------------------
 
 
 def start_conair(
@@ -356,7 +133,11 @@ def start_conair(
     on_progress: ProgressFn | None = None,
     ctx: Context | None = None,
 ) -> ConairState:
-    """Round 1: ask the LLM for candidates and tests, run the matrix, rank, pick questions."""
+    """Round 1 of a new run (a finished run can be followed by another): ask ``model`` (default:
+    the session's model) for candidates and tests; the baseline and every candidate run the
+    generated tests (the matrix); every candidate gets its own timed evaluation on trusted
+    evidence; rank; ask first about tests that contradict the baseline, then about those
+    that split the top candidates."""
     c = get_context(ctx)
     text = (instruction or "").strip() or DEFAULT_CONAIR_INSTRUCTION
     with unit_of_work(c.engine) as s:
@@ -364,13 +145,20 @@ def start_conair(
         require_ready(view, session_id)
         model = model or view.info.model or c.model
         base = view.candidate(base_candidate_id(s, session_id, None))
+        run = store.next_run(s, session_id)
         user = queries.add_message(
             session=s,
             session_id=session_id,
             role="user",
             content=text,
             kind="conair",
-            meta={"parent_id": base.id, "n_candidates": n_candidates, "n_tests": n_tests},
+            meta={
+                "parent_id": base.id,
+                "n_candidates": n_candidates,
+                "n_tests": n_tests,
+                "run": run,
+                "model": model,
+            },
         )
         stored = {"session_id": session_id, "user_message_id": user.id}
     messages = [
@@ -402,14 +190,21 @@ def start_conair(
             stored={**stored, "message_id": reply_id},
         )
     cand_ids = store_proposals(
-        c, session_id, proposals, base.id, reply_id, origin="conair", extra_meta={"conair_round": 1}
+        c,
+        session_id,
+        proposals,
+        base.id,
+        reply_id,
+        origin="conair",
+        extra_meta={"conair_round": 1, "conair_run": run},
     )
     with unit_of_work(c.engine) as s:
         used = used_test_names(queries.list_test_cases(session_id, session=s))
+        new_tests = []
         for name, src in tests[:n_tests]:
             unique = unique_name(name, used, 1)
             used.add(unique)
-            queries.add_test_case(
+            row = queries.add_test_case(
                 session=s,
                 session_id=session_id,
                 source=rename_function(src, name, unique),
@@ -417,63 +212,33 @@ def start_conair(
                 origin="llm",
                 round=1,
             )
-    with unit_of_work(c.engine) as s:
-        live = [
-            cv_test
-            for cv_test in load_view(s, session_id).tests
-            if cv_test.origin == "llm" and cv_test.validation != "rejected"
-        ]
-    cells: Cells = {}
-    baseline_cells: dict[int, str] = {}
-    verdicts: dict[int, dict[str, Any] | None] = {}
-    _run_matrix(
+            new_tests.append(row.id)
+        view = load_view(s, session_id)
+    # Tests a person validated in earlier runs join this one.
+    test_ids = [t.id for t in store.trusted_generated(view.tests)] + new_tests
+    m = store.Matrix(run=run, candidate_ids=cand_ids, test_ids=test_ids)
+    live = m.tests(view.tests)
+    mx.run_matrix(
         c,
         session_id,
-        new_candidates=cand_ids,
-        old_candidates=[],
-        tests=live,
-        changed_tests=[],
-        cells=cells,
-        baseline_cells=baseline_cells,
-        verdicts=verdicts,
+        m,
+        {mx.BASELINE: live, **{cid: live for cid in cand_ids}},
         on_progress=on_progress,
     )
-    return _close_round(
-        c,
-        session_id,
-        1,
-        cand_ids,
-        cells,
-        baseline_cells,
-        verdicts,
-        questions_per_round,
-        None,
-        MAX_ROUNDS,
-    )
+    mx.judge_new(c, cand_ids, on_progress=on_progress)
+    return _close_round(c, session_id, 1, m, questions_per_round, None, MAX_ROUNDS)
 
 
-def answer_tests(
-    session_id: int,
-    answers: list[TestAnswer],
-    *,
-    validated_by: str | None = None,
-    repair: bool = True,
-    max_rounds: int = MAX_ROUNDS,
-    questions_per_round: int = QUESTIONS_PER_ROUND,
-    model: str | None = None,
-    on_token: TokenFn | None = None,
-    on_routing: RoutingFn | None = None,
-    on_progress: ProgressFn | None = None,
-    ctx: Context | None = None,
-) -> ConairState:
-    """Record the person's answers (accept / reject / correct), re-rank, and unless the top
-    candidate passes every trusted test with a stable ranking (or the round limit is hit) let
-    the LLM repair rejected tests and failing candidates, re-run the matrix and open the next
-    round with new questions."""
-    c = get_context(ctx)
-    who = validated_by or c.settings.author
+# --- the person's answers and the next round -------------------------------------------------
+
+
+def _record_answers(
+    session_id: int, answers: list[TestAnswer], who: str, c: Context
+) -> tuple[int, store.Matrix, int | None, list[int], list[int]]:
+    """Validate and store the answers on the latest round; (round number, its matrix, its top
+    candidate, ids of corrected tests, ids of rejected tests)."""
     with unit_of_work(c.engine) as s:
-        last = _latest_round(s, session_id)
+        last = store.latest_round(s, session_id)
         if last.finished:
             raise InvalidInput("This ConAIR run is finished; start a new one to continue.")
         shown = set(last.tests_shown or [])
@@ -512,130 +277,177 @@ def answer_tests(
             }
             for a in answers
         ]
-        number = last.number
-        m = last.matrix or {}
-        cells, baseline_cells, _, _ = _read_matrix(m)
-        candidate_ids = list(m.get("candidate_ids", []))
         previous_top = (last.ranking or [{}])[0].get("candidate_id")
-        model = model or queries.get_session(session_id, session=s).model or c.model
-        entry = queries.get_session(session_id, session=s).entry_point
-    # Re-rank with the answers to decide what to repair.
+        return last.number, store.read_matrix(last.matrix), previous_top, changed, rejected
+
+
+def _repair_test(
+    c: Context, session_id: int, test: TestCaseView, entry: str, number: int, model: str, **cb: Any
+) -> int | None:
+    """Ask the LLM to fix a rejected test; the new test's id (None if the reply had none)."""
+    msgs = [
+        {"role": "system", "content": prompts.SYSTEM_PROMPT},
+        {
+            "role": "user",
+            "content": prompts.conair_repair_test(
+                test_source=test.source, entry=entry, reason="its expected result is wrong"
+            ),
+        },
+    ]
+    result, _ = call_model(
+        c, session_id, msgs, model=model, kind="conair", meta={"repair_test_id": test.id}, **cb
+    )
+    fixed = [
+        (n, src)
+        for body in (b for tag, b in fenced_blocks(result.text) if tag in PYTHON_TAGS)
+        if parse_error(body) is None
+        for n, src in split_tests(body, entry)
+    ]
+    if not fixed:
+        return None
+    name, src = fixed[0]
     with unit_of_work(c.engine) as s:
+        used = used_test_names(queries.list_test_cases(session_id, session=s))
+        unique = unique_name(name, used, number + 1)
+        row = queries.add_test_case(
+            session=s,
+            session_id=session_id,
+            source=rename_function(src, name, unique),
+            name=unique,
+            origin="llm",
+            round=number + 1,
+        )
+        return row.id
+
+
+def _repair_candidate(
+    c: Context,
+    session_id: int,
+    cand: Any,
+    fails: list[tuple[str, str]],
+    entry: str,
+    run: int,
+    number: int,
+    model: str,
+    **cb: Any,
+) -> list[int]:
+    """Send a candidate back with the trusted tests it fails; the repaired candidate's id."""
+    msgs = [
+        {"role": "system", "content": prompts.SYSTEM_PROMPT},
+        {
+            "role": "user",
+            "content": prompts.conair_repair_candidate(
+                code=cand.source,
+                entry=entry,
+                failures=fails,
+            ),
+        },
+    ]
+    result, reply_id = call_model(
+        c, session_id, msgs, model=model, kind="conair", meta={"repair_candidate_id": cand.id}, **cb
+    )
+    props = extract_code(result.text, cand.source, entry).proposals[:1]
+    if not props:
+        return []
+    return store_proposals(
+        c,
+        session_id,
+        props,
+        cand.id,
+        reply_id,
+        origin="conair",
+        extra_meta={"conair_round": number + 1, "conair_run": run},
+    )
+
+
+def answer_tests(
+    session_id: int,
+    answers: list[TestAnswer],
+    *,
+    validated_by: str | None = None,
+    repair: bool = True,
+    max_rounds: int = MAX_ROUNDS,
+    questions_per_round: int = QUESTIONS_PER_ROUND,
+    model: str | None = None,
+    on_token: TokenFn | None = None,
+    on_routing: RoutingFn | None = None,
+    on_progress: ProgressFn | None = None,
+    ctx: Context | None = None,
+) -> ConairState:
+    """Record the person's answers (accept / reject / correct); re-judge every candidate of the
+    session on the tests trusted now (tests-only runs; the earlier timing is kept, a candidate
+    that became correct is timed); unless the run is done let ``model`` (default: the
+    session's model) repair rejected tests and candidates failing trusted tests, run the
+    matrix for what is new, and open the next round with new questions."""
+    c = get_context(ctx)
+    who = validated_by or c.settings.author
+    number, m, previous_top, changed, rejected = _record_answers(session_id, answers, who, c)
+    cb = {"on_token": on_token, "on_routing": on_routing, "on_progress": on_progress}
+    with unit_of_work(c.engine) as s:
+        sess = queries.get_session(session_id, session=s)
+        model = model or sess.model or c.model
+        entry = sess.entry_point
         view = load_view(s, session_id)
-    live = [t for t in view.tests if t.origin == "llm" and t.validation != "rejected"]
-    verdicts: dict[int, dict[str, Any] | None] = {}
+    by_id = {t.id: t for t in view.tests}
+    corrected = [by_id[t] for t in changed]
+    # The corrected tests' new outcomes (the baseline too), then every candidate's status.
+    mx.run_matrix(
+        c,
+        session_id,
+        m,
+        {mx.BASELINE: corrected, **{cid: corrected for cid in m.candidate_ids}},
+        on_progress=on_progress,
+    )
+    mx.rejudge_all(c, session_id, on_progress=on_progress)
     new_candidates: list[int] = []
     new_tests: list[int] = []
     if repair and number < max_rounds:
-        by_id = {t.id: t for t in view.tests}
         for tid in rejected:
-            t = by_id[tid]
-            msgs = [
-                {"role": "system", "content": prompts.SYSTEM_PROMPT},
-                {
-                    "role": "user",
-                    "content": prompts.conair_repair_test(
-                        test_source=t.source, entry=entry, reason="its expected result is wrong"
-                    ),
-                },
-            ]
-            result, reply_id = call_model(
-                c,
-                session_id,
-                msgs,
-                model=model,
-                kind="conair",
-                on_token=on_token,
-                on_routing=on_routing,
-                on_progress=on_progress,
-                meta={"repair_test_id": tid},
-            )
-            fixed = [
-                (n, src)
-                for body in (b for tag, b in fenced_blocks(result.text) if tag in PYTHON_TAGS)
-                if parse_error(body) is None
-                for n, src in split_tests(body, entry)
-            ]
-            if fixed:
-                name, src = fixed[0]
-                with unit_of_work(c.engine) as s:
-                    used = used_test_names(queries.list_test_cases(session_id, session=s))
-                    unique = unique_name(name, used, number + 1)
-                    row = queries.add_test_case(
-                        session=s,
-                        session_id=session_id,
-                        source=rename_function(src, name, unique),
-                        name=unique,
-                        origin="llm",
-                        round=number + 1,
-                    )
-                    new_tests.append(row.id)
-        trusted = [t for t in live if t.validation in ("accepted", "corrected")]
+            new_id = _repair_test(c, session_id, by_id[tid], entry, number, model, **cb)
+            if new_id is not None:
+                new_tests.append(new_id)
+        with unit_of_work(c.engine) as s:
+            view = load_view(s, session_id)
+        trusted = _trusted_functions(view.tests, entry)
         failing = []
-        for cid in candidate_ids:
-            fails = [t for t in trusted if cells.get((cid, t.id)) == "fail" and t.id not in changed]
-            if fails:
-                failing.append((cid, fails))
-        for cid, fails in failing[:REPAIR_CANDIDATES]:
+        for cid in m.candidate_ids:
             cand = view.candidate(cid)
-            msgs = [
-                {"role": "system", "content": prompts.SYSTEM_PROMPT},
-                {
-                    "role": "user",
-                    "content": prompts.conair_repair_candidate(
-                        code=cand.source,
-                        entry=entry,
-                        failures=[(t.name, t.effective_source) for t in fails],
-                    ),
-                },
-            ]
-            result, reply_id = call_model(
-                c,
-                session_id,
-                msgs,
-                model=model,
-                kind="conair",
-                on_token=on_token,
-                on_routing=on_routing,
-                on_progress=on_progress,
-                meta={"repair_candidate_id": cid},
+            ev = cand.evaluation
+            if ev is None or ev.correct is not False:
+                continue
+            names = {failure_name(f) for f in ev.test_failures}
+            fails = [(n, src) for n, src in trusted.items() if n in names]
+            if fails:
+                failing.append((cand, fails))
+        for cand, fails in failing[:REPAIR_CANDIDATES]:
+            new_candidates += _repair_candidate(
+                c, session_id, cand, fails, entry, m.run, number, model, **cb
             )
-            props = extract_code(result.text, cand.source, entry).proposals[:1]
-            if props:
-                new_candidates += store_proposals(
-                    c,
-                    session_id,
-                    props,
-                    cid,
-                    reply_id,
-                    origin="conair",
-                    extra_meta={"conair_round": number + 1},
-                )
     with unit_of_work(c.engine) as s:
         view = load_view(s, session_id)
-    live = [t for t in view.tests if t.origin == "llm" and t.validation != "rejected"]
-    changed_tests = [t for t in live if t.id in set(changed) | set(new_tests)]
-    _run_matrix(
-        c,
-        session_id,
-        new_candidates=new_candidates,
-        old_candidates=candidate_ids,
-        tests=live,
-        changed_tests=changed_tests,
-        cells=cells,
-        baseline_cells=baseline_cells,
-        verdicts=verdicts,
-        on_progress=on_progress,
-    )
-    return _close_round(
-        c,
-        session_id,
-        number + 1,
-        candidate_ids + new_candidates,
-        cells,
-        baseline_cells,
-        verdicts,
-        questions_per_round,
-        previous_top,
-        max_rounds,
-    )
+    m.test_ids = [t for t in m.test_ids if t not in set(rejected)] + new_tests
+    m.candidate_ids = m.candidate_ids + new_candidates
+    live = m.tests(view.tests)
+    added = [t for t in live if t.id in set(new_tests)]
+    targets: dict[int | None, Sequence[TestCaseView]] = {mx.BASELINE: added}
+    targets.update({cid: added for cid in m.candidate_ids})
+    targets.update({cid: live for cid in new_candidates})
+    mx.run_matrix(c, session_id, m, targets, on_progress=on_progress)
+    mx.judge_new(c, new_candidates, on_progress=on_progress)
+    return _close_round(c, session_id, number + 1, m, questions_per_round, previous_top, max_rounds)
+
+
+def _trusted_functions(tests: Sequence[TestCaseView], entry: str) -> dict[str, str]:
+    """Each test function a candidate is judged by (the rule of ``evaluation.trusted_tests``),
+    by name, as standalone source (the session's own tests are one module of several)."""
+    out: dict[str, str] = {}
+    for t in tests:
+        if t.validation == "rejected" or (t.origin == "llm" and t.validation == "unvalidated"):
+            continue
+        try:
+            functions = split_tests(t.effective_source, entry)
+        except SyntaxError:
+            continue
+        for name, src in functions:
+            out.setdefault(name, src)
+    return out

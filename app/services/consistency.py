@@ -1,27 +1,37 @@
 """The pure part of ConAIR: reading the LLM's tests, the candidate × test matrix, behaviour
 clusters, the consistency ranking and the choice of tests to ask about. No database, no LLM.
 
-Choices the paper leaves open, made here:
+Choices the paper leaves open, made here (in an optimisation session the baseline defines the
+behaviour an optimisation must keep):
 
+- Evidence: a candidate is *correct* on trusted evidence only: the session's own tests, the
+  generated tests a person accepted or corrected, and equal outputs to the baseline on the
+  workload (its latest evaluation judges exactly that). Unvalidated generated tests are
+  evidence for the ranking, never a reason to call a candidate incorrect.
 - Trust of a test: accepted/corrected → ``VALIDATED_WEIGHT`` (more than all unvalidated tests
   together, so validated tests dominate); rejected → 0; unvalidated → the share of candidates
-  passing it (inter-consistency: a test nearly everyone fails is more likely wrong), halved
-  when the original code fails it (the baseline defines the behaviour an optimisation keeps).
+  passing it (inter-consistency: a test nearly everyone fails is more likely wrong), and 0
+  when the original code fails it (it contradicts the baseline).
 - Score of a candidate: trusted-weighted share of tests passed, plus ``CLUSTER_WEIGHT`` × the
   share of other versions (the baseline counts as one) that behave the same on the workload
   (intra-consistency). Behaviour clusters come from the sandbox's comparison with the
   baseline: equivalent candidates form one cluster; others are grouped by identical mismatches.
-- Ranking: fewest failures on validated tests first, then score, then speedup.
-- Questions: the unvalidated tests whose outcomes split the top candidates most evenly
-  (split = 1 − |2p − 1| for the passing share p); when none splits them, the tests the top
-  candidate fails (validating those decides whether it is wrong).
-- Stop when the top candidate passes every validated test and was already on top in the
-  previous round, when nothing is left to ask and it passes, or at the round limit.
+- Ranking: correct on trusted evidence first, then fewest trusted failures, then score, then
+  speedup.
+- Questions: first the unvalidated tests the baseline fails (they contradict it: most likely
+  their expectation is wrong, and asking settles it at once); then the tests whose outcomes
+  split the contenders most evenly (split = 1 − |2p − 1| for the passing share p); when none
+  splits them, the tests the top candidate fails (validating those decides whether it is
+  wrong). Contenders: every candidate correct on trusted evidence (each such claim also rests
+  on the open tests), or the top ``TOP`` when fewer than two are correct.
+- Stop when the top candidate is correct on trusted evidence and was already on top in the
+  previous round, when nothing is left to ask and it is correct, or at the round limit.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,7 +40,7 @@ from app.services.views import CandidateView, RankedCandidate, TestCaseView, Tes
 
 VALIDATED_WEIGHT = 10.0
 CLUSTER_WEIGHT = 0.5
-TOP = 3  # how many top candidates the questions must split
+TOP = 3  # how many top candidates the questions must split when fewer than 2 are correct
 
 Cells = dict[tuple[int, int], str]  # (candidate id, test id) -> pass | fail | error
 
@@ -123,12 +133,14 @@ def outcomes(verdict: dict[str, Any] | None, test_names: dict[int, str]) -> dict
     tests = verdict.get("tests") or {}
     if not tests.get("ran", True) or verdict.get("status") not in ("ok", "failed"):
         return {t: "error" for t in test_names}
-    failed = [str(f.get("name", "")) for f in tests.get("failures") or []]
-    out = {}
-    for tid, name in test_names.items():
-        hit = any(f == name or f.endswith(f"::{name}") or f.endswith(f".{name}") for f in failed)
-        out[tid] = "fail" if hit else "pass"
-    return out
+    failed = {failure_name(f) for f in tests.get("failures") or []}
+    return {tid: "fail" if name in failed else "pass" for tid, name in test_names.items()}
+
+
+def failure_name(failure: dict[str, Any]) -> str:
+    """The test function's name of a reported failure (``test_target.py::test_x`` → ``test_x``)."""
+    name = str(failure.get("name", ""))
+    return re.split(r"::|\.", name)[-1]
 
 
 def behaviour_key(verdict: dict[str, Any] | None) -> str:
@@ -139,18 +151,35 @@ def behaviour_key(verdict: dict[str, Any] | None) -> str:
     return "differs:" + repr([str(m)[:200] for m in verdict.get("mismatches") or []][:5])
 
 
+def validated(test: TestCaseView) -> bool:
+    return test.validation in ("accepted", "corrected")
+
+
+def contradicts_baseline(test: TestCaseView, baseline: dict[int, str]) -> bool:
+    """An unvalidated test the original code fails."""
+    return test.validation == "unvalidated" and baseline.get(test.id) == "fail"
+
+
 def trust(
     test: TestCaseView, cells: Cells, candidates: Sequence[int], baseline: dict[int, str]
 ) -> float:
-    if test.validation in ("accepted", "corrected"):
+    if validated(test):
         return VALIDATED_WEIGHT
-    if test.validation == "rejected":
+    if test.validation == "rejected" or contradicts_baseline(test, baseline):
         return 0.0
     outs = [cells.get((c, test.id)) for c in candidates]
-    share = sum(o == "pass" for o in outs) / len(outs) if outs else 0.0
-    if baseline.get(test.id) == "fail":
-        share *= 0.5
-    return share
+    return sum(o == "pass" for o in outs) / len(outs) if outs else 0.0
+
+
+def trusted_failures(candidate: CandidateView, tests: Sequence[TestCaseView], cells: Cells) -> int:
+    """Failures on trusted evidence: validated tests of the matrix and the trusted tests its
+    latest evaluation failed (the session's own tests among them), counted once each, plus 1
+    when its outputs differ from the baseline's on the workload."""
+    names = {t.name for t in tests if validated(t) and cells.get((candidate.id, t.id)) != "pass"}
+    ev = candidate.evaluation
+    if ev is not None:
+        names |= {failure_name(f) for f in ev.test_failures}
+    return len(names) + (1 if ev is not None and ev.equivalent is False else 0)
 
 
 def rank(
@@ -166,6 +195,7 @@ def rank(
     total = sum(weights.values()) or 1.0
     cluster_of = {cid: i for i, members in enumerate(clusters) for cid in members}
     others = max(1, len(ids))  # other candidates + the baseline
+    open_tests = [t for t in tests if t.validation == "unvalidated"]
     rows = []
     for c in candidates:
         passed = sum(1 for t in tests if cells.get((c.id, t.id)) == "pass")
@@ -175,34 +205,69 @@ def rank(
         if k >= 0 and k == baseline_cluster:
             same += 1
         score = inter + CLUSTER_WEIGHT * same / others
-        trusted_failed = sum(
-            1
-            for t in tests
-            if t.validation in ("accepted", "corrected") and cells.get((c.id, t.id)) != "pass"
+        ev = c.evaluation
+        correct = ev.correct if ev is not None and ev.finished else None
+        rows.append(
+            {
+                "key": (
+                    0 if correct else 1,
+                    trusted_failures(c, tests, cells),
+                    -score,
+                    -((ev.speedup if ev and correct else None) or 0.0),
+                    c.id,
+                ),
+                "candidate": c,
+                "passed": passed,
+                "cluster": k,
+                "score": score,
+                "correct": correct,
+                "open_failed": sum(1 for t in open_tests if cells.get((c.id, t.id)) != "pass"),
+            }
         )
-        speed = c.evaluation.speedup if c.evaluation and c.evaluation.speedup else 0.0
-        rows.append((trusted_failed, -score, -speed, c.id, passed, k, score))
-    rows.sort()
-    return [
-        RankedCandidate(
-            candidate_id=cid,
-            rank=i + 1,
-            score=round(score, 6),
-            tests_passed=passed,
-            trusted_failed=tf,
-            cluster=k,
+    rows.sort(key=lambda r: r["key"])
+    out = []
+    for i, r in enumerate(rows):
+        ev = r["candidate"].evaluation
+        timed = ev is not None and r["correct"]
+        out.append(
+            RankedCandidate(
+                candidate_id=r["candidate"].id,
+                rank=i + 1,
+                score=round(r["score"], 6),
+                tests_passed=r["passed"],
+                trusted_failed=r["key"][1],
+                cluster=r["cluster"],
+                correct=r["correct"],
+                unvalidated_failed=r["open_failed"],
+                unvalidated_total=len(open_tests),
+                speedup=ev.speedup if timed else None,
+                ci_low=ev.ci_low if timed else None,
+                ci_high=ev.ci_high if timed else None,
+                verdict=ev.verdict if timed else None,
+            )
         )
-        for i, (tf, _, _, cid, passed, k, score) in enumerate(rows)
-    ]
+    return out
+
+
+def contenders(ranking: Sequence[RankedCandidate]) -> list[int]:
+    """The candidates a question must tell apart: every one that is correct on trusted evidence
+    (its claim rests on the open tests too), or the top ``TOP`` when fewer than two are."""
+    correct = [r.candidate_id for r in ranking if r.correct]
+    return correct if len(correct) >= 2 else [r.candidate_id for r in ranking[:TOP]]
 
 
 def choose_questions(
-    ranking: Sequence[RankedCandidate], tests: Sequence[TestCaseView], cells: Cells, q: int
+    ranking: Sequence[RankedCandidate],
+    tests: Sequence[TestCaseView],
+    cells: Cells,
+    q: int,
+    baseline_cells: dict[int, str] | None = None,
 ) -> list[TestQuestion]:
+    baseline = baseline_cells or {}
     open_tests = [t for t in tests if t.validation == "unvalidated"]
     if not open_tests or not ranking or q <= 0:
         return []
-    top = [r.candidate_id for r in ranking[:TOP]]
+    top = contenders(ranking)
     scored = []
     for t in open_tests:
         passing = [c for c in top if cells.get((c, t.id)) == "pass"]
@@ -210,11 +275,20 @@ def choose_questions(
         p = len(passing) / len(top)
         split = 1 - abs(2 * p - 1)
         top_fails = cells.get((top[0], t.id)) != "pass"
-        scored.append((split, top_fails, t, passing, failing))
-    splitting = [s for s in scored if s[0] > 0]
-    pool = splitting or [s for s in scored if s[1]]
-    pool.sort(key=lambda s: (-s[0], not s[1], s[2].id))
+        scored.append((contradicts_baseline(t, baseline), split, top_fails, t, passing, failing))
+    contradicting = [x for x in scored if x[0]]
+    rest = [x for x in scored if not x[0]]
+    splitting = [x for x in rest if x[1] > 0]
+    pool = splitting or [x for x in rest if x[2]]
+    pool.sort(key=lambda x: (-x[1], not x[2], x[3].id))
+    contradicting.sort(key=lambda x: x[3].id)
     return [
-        TestQuestion(test=t, split=round(split, 6), passing=passing, failing=failing)
-        for split, _, t, passing, failing in pool[:q]
+        TestQuestion(
+            test=t,
+            split=round(split, 6),
+            passing=passing,
+            failing=failing,
+            contradicts_baseline=against,
+        )
+        for against, split, _, t, passing, failing in (contradicting + pool)[:q]
     ]

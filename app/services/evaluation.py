@@ -226,3 +226,100 @@ def evaluate_on_pool(
         except SandboxFailed as exc:
             out[cid] = (None, None, str(exc))
     return out
+
+
+# --- re-judging on the tests trusted now ------------------------------------------------------
+
+#: Verdict keys that come from timing and profiling; a re-check keeps the earlier ones.
+TIMED_KEYS = ("speedup", "ci95", "verdict", "baseline", "candidate", "timing", "line_profile")
+
+
+def _judgement(correct: bool | None, tests: dict[str, Any], equivalent: bool | None) -> tuple:
+    names = sorted(str(f.get("name", "")) for f in tests.get("failures") or [])
+    return bool(correct), tests.get("passed"), tests.get("failed"), tuple(names), equivalent
+
+
+def recheck_on_trusted_tests(
+    candidate_ids: list[int],
+    ctx: Context,
+    *,
+    on_progress: ProgressFn | None = None,
+) -> dict[int, dict[str, Any] | None]:
+    """Judge candidates again on the tests trusted *now* (``trusted_tests``: the session's own
+    tests and the generated tests a person accepted or corrected) and on equivalence with the
+    baseline, with a tests-only sandbox run each (cheap: no new timing).
+
+    Only a changed judgement is stored, as a new evaluation row (the history stays): still
+    correct → the earlier row's speedup, CI and profile are carried over (``result["recheck"]``
+    marks such a row); now correct but never timed → a full, timed evaluation; now incorrect →
+    the tests-only verdict (no speedup). Candidates without a finished ok/failed evaluation
+    are left alone. Returns the tests-only verdict per candidate (None: could not run)."""
+    with unit_of_work(ctx.engine) as s:
+        jobs: dict[int, dict[str, Any]] = {}
+        for cid in candidate_ids:
+            cand = queries.get_candidate(cid, session=s)
+            latest = queries.latest_evaluation(cid, session=s)
+            if cand.origin == "baseline" or latest is None or latest.status not in ("ok", "failed"):
+                continue
+            sess = queries.get_session(cand.session_id, session=s)
+            jobs[cid] = {
+                "source": cand.source,
+                "tests": trusted_tests(queries.list_test_cases(sess.id, session=s)) or "",
+                "baseline": sess.baseline_source,
+                "entry": sess.entry_point,
+                "workload": sess.workload_source,
+                "latest": latest.id,
+            }
+    futures = {
+        cid: ctx.pool.submit(
+            run_tests_only,
+            ctx,
+            job["source"],
+            job["tests"],
+            baseline=job["baseline"],
+            entry=job["entry"],
+            workload=job["workload"],
+            on_progress=on_progress,
+            progress_info={"candidate_id": cid, "recheck": True},
+        )
+        for cid, job in jobs.items()
+    }
+    verdicts: dict[int, dict[str, Any] | None] = {}
+    to_time: list[int] = []
+    for cid, fut in futures.items():
+        try:
+            verdict = fut.result()
+        except SandboxFailed:
+            verdicts[cid] = None
+            continue
+        verdicts[cid] = verdict
+        if verdict.get("status") not in ("ok", "failed"):
+            continue  # the check itself did not run through: keep the earlier judgement
+        with unit_of_work(ctx.engine) as s:
+            latest = queries.get_evaluation(jobs[cid]["latest"], session=s)
+            before = _judgement(
+                latest.correct, (latest.result or {}).get("tests") or {}, latest.equivalent
+            )
+            now = _judgement(
+                verdict.get("correct"), verdict.get("tests") or {}, verdict.get("equivalent")
+            )
+            if before == now:
+                continue
+            timed = bool(latest.correct) and latest.speedup is not None
+            if verdict.get("correct") and not timed:
+                to_time.append(cid)
+                continue
+            row = queries.add_evaluation(
+                session=s, candidate_id=cid, backend=str(verdict.get("backend") or "default")[:16]
+            )
+            result = dict(verdict)
+            if verdict.get("correct"):
+                old = latest.result or {}
+                result.update({k: old.get(k) for k in TIMED_KEYS})
+            # Flags, not row ids: ids inside JSON would go stale when a session is imported.
+            result["recheck"] = {"timing_carried_over": bool(verdict.get("correct"))}
+            apply_verdict(row, result)
+            queries.touch_session(latest.candidate.session_id, session=s)
+    if to_time:
+        evaluate_on_pool(to_time, ctx, on_progress=on_progress)
+    return verdicts

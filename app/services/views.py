@@ -224,9 +224,18 @@ class RankedCandidate:
     candidate_id: int
     rank: int  # 1 = best
     score: float
-    tests_passed: int
-    trusted_failed: int  # failures on accepted/corrected tests
+    tests_passed: int  # generated tests of the run it passes (the matrix)
+    # Failures on trusted evidence: accepted/corrected tests, the session's own tests, and
+    # different outputs from the baseline on the workload (counts 1).
+    trusted_failed: int
     cluster: int  # behaviour cluster index (same outputs on the workload)
+    correct: bool | None = None  # on trusted evidence (its latest evaluation); None: unknown
+    unvalidated_failed: int = 0  # generated tests nobody validated yet that it fails …
+    unvalidated_total: int = 0  # … of this many (they rank, they never make it "incorrect")
+    speedup: float | None = None  # its latest evaluation's speedup and 95% CI
+    ci_low: float | None = None
+    ci_high: float | None = None
+    verdict: str | None = None  # faster | slower | not significant
 
 
 @dataclass(frozen=True)
@@ -237,8 +246,11 @@ class TestQuestion:
 
     test: TestCaseView
     split: float  # how evenly it splits the top candidates (1 = half pass, half fail)
-    passing: list[int]  # candidate ids passing it
-    failing: list[int]
+    passing: list[int]  # ids of the top candidates passing it
+    failing: list[int]  # ids of the top candidates failing it
+    # The original code fails it: it contradicts the baseline, whose behaviour an
+    # optimisation keeps, so it is asked about first (most likely its expectation is wrong).
+    contradicts_baseline: bool = False
 
 
 @dataclass(frozen=True)
@@ -274,10 +286,13 @@ class ConairState:
     clusters: list[list[int]]  # candidate ids with identical workload behaviour
     ranking: list[RankedCandidate]
     questions: list[TestQuestion]  # tests to validate now (empty when finished)
-    effort: int  # validations asked so far, all rounds
+    effort: int  # validations asked so far, all rounds of this run
     rounds: list[ConairRoundView]
     finished: bool
     reason: str | None = None  # why it finished: "top passes every trusted test", "round limit"
+    run: int = 1  # ConAIR runs of the session, 1-based; a finished run can be followed by another
+    # baseline_outcomes[test_case_id] = "pass" | "fail" | "error": the original code on the tests
+    baseline_outcomes: dict[int, str] = field(default_factory=dict)
 
     @property
     def top(self) -> RankedCandidate | None:

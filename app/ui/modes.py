@@ -37,7 +37,187 @@ def highlighted_html(source: str, spans: list[tuple[int, int]]) -> str:
 # --- ConAIR -------------------------------------------------------------------------------
 
 
-def conair_panel(view: SessionView) -> None:
+def _ids(ids: list[int]) -> str:
+    return ", ".join(f"#{c}" for c in ids)
+
+
+def question_reason(q: services.TestQuestion) -> str:
+    """Why a test is asked, in words (pure: unit tested)."""
+    if q.contradicts_baseline:
+        return (
+            "⚠️ **This test contradicts the baseline**: the original code fails it, and an "
+            "optimisation must behave exactly like the original. Its expected value is most "
+            "likely wrong — reject it (or correct it) unless the original itself is wrong."
+        )
+    n = len(q.passing) + len(q.failing)
+    if q.passing and q.failing:
+        return (
+            f"It separates the top {n} candidates: {_ids(q.passing)} pass it, "
+            f"{_ids(q.failing)} fail it. Your answer decides which of them behave right."
+        )
+    if q.failing:
+        return (
+            f"All of the top {n} candidates ({_ids(q.failing)}) fail it: if it is right, "
+            "none of them is."
+        )
+    return f"All of the top {n} candidates ({_ids(q.passing)}) pass it."
+
+
+def speedup_words(r: services.RankedCandidate) -> str:
+    if r.speedup is None:
+        return "—"
+    ci = "" if r.ci_low is None or r.ci_high is None else f" [{r.ci_low:.2f}–{r.ci_high:.2f}]"
+    return f"{r.speedup:.2f}×{ci}" + (f" {r.verdict}" if r.verdict else "")
+
+
+def unvalidated_words(r: services.RankedCandidate) -> str:
+    if not r.unvalidated_total:
+        return "—"
+    if not r.unvalidated_failed:
+        return f"passes all {r.unvalidated_total}"
+    return f"fails {r.unvalidated_failed} of {r.unvalidated_total}"
+
+
+def _correct_words(correct: bool | None) -> str:
+    return {True: "✅ correct", False: "❌ incorrect"}.get(correct, "⏳ not judged")  # type: ignore[arg-type]
+
+
+def _ranking_table(state: services.ConairState) -> None:
+    by_id = {c.id: c for c in state.candidates}
+    rows = []
+    for r in state.ranking:
+        ev = by_id[r.candidate_id].evaluation if r.candidate_id in by_id else None
+        same = None if ev is None else ev.equivalent
+        rows.append(
+            {
+                "rank": r.rank,
+                "candidate": f"#{r.candidate_id}",
+                "trusted verdict": _correct_words(r.correct),
+                "speedup [95% CI]": speedup_words(r),
+                "unvalidated tests": unvalidated_words(r),
+                "trusted failures": r.trusted_failed,
+                "outputs on the workload": {True: "same as the original", False: "differ"}.get(
+                    same,
+                    "—",  # type: ignore[arg-type]
+                ),
+                "score": round(r.score, 3),
+            }
+        )
+    st.markdown("**Ranking this round**")
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    st.caption(
+        "Correct = passes the session's own tests and the tests you accepted or corrected, and "
+        "gives the original's outputs on the workload. Unvalidated generated tests only order "
+        "the candidates; they never make one incorrect."
+    )
+
+
+def _matrix_table(state: services.ConairState) -> None:
+    if not state.tests:
+        return
+    mark = {"pass": "✅", "fail": "❌", "error": "⚠️"}
+    validation = {"unvalidated": "unvalidated", "accepted": "accepted", "corrected": "corrected"}
+
+    def column(t: services.TestCaseView) -> str:
+        return f"{t.name} ({validation.get(t.validation, t.validation)})"
+
+    rows = [
+        {"version": "original (baseline)"}
+        | {column(t): mark.get(state.baseline_outcomes.get(t.id, ""), "") for t in state.tests}
+    ]
+    for c in state.candidates:
+        outs = state.matrix.get(c.id, {})
+        rows.append(
+            {"version": f"#{c.id}"}
+            | {column(t): mark.get(outs.get(t.id, ""), "") for t in state.tests}
+        )
+    with st.expander(f"Every version on every generated test ({len(state.tests)} tests)"):
+        st.dataframe(pd.DataFrame(rows), hide_index=True)
+
+
+def _start_form(view: SessionView, *, again: bool, busy: bool, model: str | None) -> None:
+    sid = view.info.id
+    default(f"{KEEP}conair:{sid}:instruction", services.DEFAULT_INSTRUCTION)
+    st.text_area("Instruction", key=f"{KEEP}conair:{sid}:instruction", height=80)
+    cols = st.columns(2)
+    default(f"{KEEP}conair:{sid}:n", 4)
+    default(f"{KEEP}conair:{sid}:m", 6)
+    cols[0].number_input("Candidates", 2, 8, key=f"{KEEP}conair:{sid}:n")
+    cols[1].number_input("Tests", 2, 12, key=f"{KEEP}conair:{sid}:m")
+    label = "Start a new ConAIR run" if again else "Start ConAIR"
+    if st.button(label, key=f"conair_start_{sid}", disabled=busy or not view.ready):
+        with guard("starting ConAIR"):
+            s = st.session_state
+            jobs.start(
+                ui_support.start_background,
+                "conair",
+                services.start_conair,
+                sid,
+                instruction=s[f"{KEEP}conair:{sid}:instruction"],
+                n_candidates=int(s[f"{KEEP}conair:{sid}:n"]),
+                n_tests=int(s[f"{KEEP}conair:{sid}:m"]),
+                model=model,
+                session_id=sid,
+            )
+            st.rerun()
+
+
+def _questions(state: services.ConairState, *, busy: bool, model: str | None) -> None:
+    sid = state.session_id
+    st.markdown("**Validate these tests** — is each one right about how the code must behave?")
+    for q in state.questions:
+        tid = q.test.id
+        with st.container(border=True):
+            st.markdown(f"Test `{q.test.name}`")
+            st.markdown(question_reason(q))
+            st.code(q.test.effective_source, language="python")
+            default(
+                f"{KEEP}conair:{sid}:answer:{tid}", "reject" if q.contradicts_baseline else "accept"
+            )
+            st.radio(
+                "This test is",
+                ["accept", "reject", "correct"],
+                key=f"{KEEP}conair:{sid}:answer:{tid}",
+                horizontal=True,
+                format_func={
+                    "accept": "right (accept)",
+                    "reject": "wrong (reject)",
+                    "correct": "wrong, here is the fix",
+                }.get,
+            )
+            if st.session_state[f"{KEEP}conair:{sid}:answer:{tid}"] == "correct":
+                default(f"{KEEP}conair:{sid}:fix:{tid}", q.test.effective_source)
+                st.text_area("Corrected test", key=f"{KEEP}conair:{sid}:fix:{tid}")
+    if st.button("Submit answers", key=f"conair_answer_{sid}", disabled=busy):
+        s = st.session_state
+        answers = [
+            services.TestAnswer(
+                test_case_id=q.test.id,
+                answer=s[f"{KEEP}conair:{sid}:answer:{q.test.id}"],
+                corrected_source=s.get(f"{KEEP}conair:{sid}:fix:{q.test.id}")
+                if s[f"{KEEP}conair:{sid}:answer:{q.test.id}"] == "correct"
+                else None,
+            )
+            for q in state.questions
+        ]
+        with guard("sending your answers"):
+            jobs.start(
+                ui_support.start_background,
+                "conair",
+                services.answer_tests,
+                sid,
+                answers,
+                validated_by=author(),
+                model=model,
+                session_id=sid,
+            )
+            st.rerun()
+
+
+def conair_panel(view: SessionView, *, model: str | None = None) -> None:
+    """ConAIR: start a run; per round the ranking, the tests to validate and why, the matrix;
+    a finished run can be followed by a new one. ``model``: the model chosen on the page
+    (None: the session's)."""
     sid = view.info.id
     state = None
     try:
@@ -53,107 +233,26 @@ def conair_panel(view: SessionView) -> None:
     if state is None:
         st.markdown(
             "**ConAIR**: the model proposes several versions and several tests; the sandbox "
-            "runs every version against every test; you validate the few tests that split "
-            "the best versions, and the ranking follows."
+            "runs every version and the original against every test; you validate the few "
+            "tests that matter most, and the ranking follows."
         )
-        default(f"{KEEP}conair:{sid}:instruction", services.DEFAULT_INSTRUCTION)
-        st.text_area("Instruction", key=f"{KEEP}conair:{sid}:instruction", height=80)
-        cols = st.columns(2)
-        default(f"{KEEP}conair:{sid}:n", 4)
-        default(f"{KEEP}conair:{sid}:m", 6)
-        cols[0].number_input("Candidates", 2, 8, key=f"{KEEP}conair:{sid}:n")
-        cols[1].number_input("Tests", 2, 12, key=f"{KEEP}conair:{sid}:m")
-        if st.button("Start ConAIR", key=f"conair_start_{sid}", disabled=busy or not view.ready):
-            with guard("starting ConAIR"):
-                s = st.session_state
-                jobs.start(
-                    ui_support.start_background,
-                    "conair",
-                    services.start_conair,
-                    sid,
-                    instruction=s[f"{KEEP}conair:{sid}:instruction"],
-                    n_candidates=int(s[f"{KEEP}conair:{sid}:n"]),
-                    n_tests=int(s[f"{KEEP}conair:{sid}:m"]),
-                    session_id=sid,
-                )
-                st.rerun()
+        _start_form(view, again=False, busy=busy, model=model)
         return
 
-    cols = st.columns(3)
-    cols[0].metric("Round", state.round)
-    cols[1].metric("Validations asked", state.effort)
-    cols[2].metric("State", "finished" if state.finished else "waiting for you")
+    cols = st.columns(4)
+    cols[0].metric("Run", state.run)
+    cols[1].metric("Round", state.round)
+    cols[2].metric("Validations asked", state.effort)
+    cols[3].metric("State", "finished" if state.finished else "waiting for you")
     if state.finished and state.reason:
         st.success(f"Finished: {state.reason}.")
     if state.ranking:
-        st.markdown("**Ranking this round**")
-        st.dataframe(
-            pd.DataFrame(
-                [
-                    {
-                        "rank": r.rank,
-                        "candidate": f"#{r.candidate_id}",
-                        "score": round(r.score, 3),
-                        "tests passed": r.tests_passed,
-                        "fails trusted tests": r.trusted_failed,
-                        "behaviour cluster": r.cluster,
-                    }
-                    for r in state.ranking
-                ]
-            ),
-            hide_index=True,
-        )
+        _ranking_table(state)
     if state.questions:
-        st.markdown("**Validate these tests** (they split the top candidates most)")
-        for q in state.questions:
-            tid = q.test.id
-            with st.container(border=True):
-                st.markdown(f"Test `{q.test.name}` · splits {q.split:.0%}")
-                st.code(q.test.effective_source, language="python")
-                st.caption(
-                    f"passes: {', '.join(f'#{c}' for c in q.passing) or 'none'} · "
-                    f"fails: {', '.join(f'#{c}' for c in q.failing) or 'none'}"
-                )
-                default(f"{KEEP}conair:{sid}:answer:{tid}", "accept")
-                st.radio(
-                    "This test is",
-                    ["accept", "reject", "correct"],
-                    key=f"{KEEP}conair:{sid}:answer:{tid}",
-                    horizontal=True,
-                    format_func={
-                        "accept": "right (accept)",
-                        "reject": "wrong (reject)",
-                        "correct": "wrong, here is the fix",
-                    }.get,
-                )
-                if st.session_state[f"{KEEP}conair:{sid}:answer:{tid}"] == "correct":
-                    default(f"{KEEP}conair:{sid}:fix:{tid}", q.test.effective_source)
-                    st.text_area("Corrected test", key=f"{KEEP}conair:{sid}:fix:{tid}")
-        if st.button("Submit answers", key=f"conair_answer_{sid}", disabled=busy):
-            s = st.session_state
-            answers = [
-                services.TestAnswer(
-                    test_case_id=q.test.id,
-                    answer=s[f"{KEEP}conair:{sid}:answer:{q.test.id}"],
-                    corrected_source=s.get(f"{KEEP}conair:{sid}:fix:{q.test.id}")
-                    if s[f"{KEEP}conair:{sid}:answer:{q.test.id}"] == "correct"
-                    else None,
-                )
-                for q in state.questions
-            ]
-            with guard("sending your answers"):
-                jobs.start(
-                    ui_support.start_background,
-                    "conair",
-                    services.answer_tests,
-                    sid,
-                    answers,
-                    validated_by=author(),
-                    session_id=sid,
-                )
-                st.rerun()
+        _questions(state, busy=busy, model=model)
+    _matrix_table(state)
     if state.rounds:
-        with st.expander(f"Rounds so far ({len(state.rounds)})"):
+        with st.expander(f"Rounds of this run ({len(state.rounds)})"):
             for r in state.rounds:
                 top = r.ranking[0].get("candidate_id") if r.ranking else None
                 st.markdown(
@@ -161,6 +260,9 @@ def conair_panel(view: SessionView) -> None:
                     f"top candidate {('#' + str(top)) if top else '—'}"
                     + (" · finished" if r.finished else "")
                 )
+    if state.finished:
+        st.markdown("**Another run** — new candidates and tests from the current best version.")
+        _start_form(view, again=True, busy=busy, model=model)
 
 
 # --- summary --------------------------------------------------------------------------------

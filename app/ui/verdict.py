@@ -69,6 +69,17 @@ def show_evaluation(ev: EvaluationView | None) -> None:
         st.caption(f"Outputs differ from the baseline on {len(ev.mismatches)} workload call(s).")
 
 
+def unvalidated_note(c: CandidateView) -> str | None:
+    """ConAIR's generated tests nobody validated yet: shown beside the verdict, never as it."""
+    info = c.meta.get("conair_unvalidated") or {}
+    total, failed = int(info.get("total") or 0), int(info.get("failed") or 0)
+    if not total:
+        return None
+    if not failed:
+        return f"unvalidated: passes all {total} generated tests"
+    return f"unvalidated: fails {failed} of {total} generated tests (not counted as incorrect)"
+
+
 def candidate_card(
     c: CandidateView,
     *,
@@ -84,6 +95,8 @@ def candidate_card(
     title = f"{verdict_badge(ev)} Candidate #{c.id} · {c.origin} · iteration {c.iteration}{best}"
     with st.expander(title, expanded=expanded):
         show_evaluation(ev)
+        if note := unvalidated_note(c):
+            st.caption(note)
         tabs = st.tabs(["Diff vs parent", "Line profile", "Code"])
         with tabs[0]:
             if parent is None:
