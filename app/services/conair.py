@@ -4,8 +4,8 @@ next round). A candidate's correctness rests on trusted evidence only (the sessi
 the tests a person accepted or corrected, equal outputs to the baseline); the generated tests
 nobody validated feed the consistency ranking and the questions. Every round is a
 ``conair_round`` row (``app.services.conair_store``); the sandbox work is in
-``app.services.conair_matrix``; the ranking and the choice of questions in
-``app.services.consistency``.
+``app.services.conair_matrix``, the LLM's repairs in ``app.services.conair_repair``, the
+ranking and the choice of questions in ``app.services.consistency``.
 """
 
 from __future__ import annotations
@@ -15,17 +15,16 @@ from typing import Any
 
 from app.llm import prompts
 from app.services import conair_matrix as mx
+from app.services import conair_repair as repairs
 from app.services import conair_store as store
 from app.services._llm import call_model
 from app.services.candidates import base_candidate_id
-from app.services.code import PYTHON_TAGS, extract_code, fenced_blocks, parse_error
+from app.services.code import parse_error
 from app.services.consistency import (
     choose_questions,
-    failure_name,
     parse_reply,
     rank,
     rename_function,
-    split_tests,
     unique_name,
     used_test_names,
 )
@@ -281,85 +280,6 @@ def _record_answers(
         return last.number, store.read_matrix(last.matrix), previous_top, changed, rejected
 
 
-def _repair_test(
-    c: Context, session_id: int, test: TestCaseView, entry: str, number: int, model: str, **cb: Any
-) -> int | None:
-    """Ask the LLM to fix a rejected test; the new test's id (None if the reply had none)."""
-    msgs = [
-        {"role": "system", "content": prompts.SYSTEM_PROMPT},
-        {
-            "role": "user",
-            "content": prompts.conair_repair_test(
-                test_source=test.source, entry=entry, reason="its expected result is wrong"
-            ),
-        },
-    ]
-    result, _ = call_model(
-        c, session_id, msgs, model=model, kind="conair", meta={"repair_test_id": test.id}, **cb
-    )
-    fixed = [
-        (n, src)
-        for body in (b for tag, b in fenced_blocks(result.text) if tag in PYTHON_TAGS)
-        if parse_error(body) is None
-        for n, src in split_tests(body, entry)
-    ]
-    if not fixed:
-        return None
-    name, src = fixed[0]
-    with unit_of_work(c.engine) as s:
-        used = used_test_names(queries.list_test_cases(session_id, session=s))
-        unique = unique_name(name, used, number + 1)
-        row = queries.add_test_case(
-            session=s,
-            session_id=session_id,
-            source=rename_function(src, name, unique),
-            name=unique,
-            origin="llm",
-            round=number + 1,
-        )
-        return row.id
-
-
-def _repair_candidate(
-    c: Context,
-    session_id: int,
-    cand: Any,
-    fails: list[tuple[str, str]],
-    entry: str,
-    run: int,
-    number: int,
-    model: str,
-    **cb: Any,
-) -> list[int]:
-    """Send a candidate back with the trusted tests it fails; the repaired candidate's id."""
-    msgs = [
-        {"role": "system", "content": prompts.SYSTEM_PROMPT},
-        {
-            "role": "user",
-            "content": prompts.conair_repair_candidate(
-                code=cand.source,
-                entry=entry,
-                failures=fails,
-            ),
-        },
-    ]
-    result, reply_id = call_model(
-        c, session_id, msgs, model=model, kind="conair", meta={"repair_candidate_id": cand.id}, **cb
-    )
-    props = extract_code(result.text, cand.source, entry).proposals[:1]
-    if not props:
-        return []
-    return store_proposals(
-        c,
-        session_id,
-        props,
-        cand.id,
-        reply_id,
-        origin="conair",
-        extra_meta={"conair_round": number + 1, "conair_run": run},
-    )
-
-
 def answer_tests(
     session_id: int,
     answers: list[TestAnswer],
@@ -399,30 +319,20 @@ def answer_tests(
         on_progress=on_progress,
     )
     mx.rejudge_all(c, session_id, on_progress=on_progress)
-    new_candidates: list[int] = []
     new_tests: list[int] = []
+    new_candidates: list[int] = []
     if repair and number < max_rounds:
-        for tid in rejected:
-            new_id = _repair_test(c, session_id, by_id[tid], entry, number, model, **cb)
-            if new_id is not None:
-                new_tests.append(new_id)
-        with unit_of_work(c.engine) as s:
-            view = load_view(s, session_id)
-        trusted = _trusted_functions(view.tests, entry)
-        failing = []
-        for cid in m.candidate_ids:
-            cand = view.candidate(cid)
-            ev = cand.evaluation
-            if ev is None or ev.correct is not False:
-                continue
-            names = {failure_name(f) for f in ev.test_failures}
-            fails = [(n, src) for n, src in trusted.items() if n in names]
-            if fails:
-                failing.append((cand, fails))
-        for cand, fails in failing[:REPAIR_CANDIDATES]:
-            new_candidates += _repair_candidate(
-                c, session_id, cand, fails, entry, m.run, number, model, **cb
-            )
+        new_tests, new_candidates = repairs.repair(
+            c,
+            session_id,
+            [by_id[t] for t in rejected],
+            m,
+            entry=entry,
+            number=number,
+            model=model,
+            limit=REPAIR_CANDIDATES,
+            **cb,
+        )
     with unit_of_work(c.engine) as s:
         view = load_view(s, session_id)
     m.test_ids = [t for t in m.test_ids if t not in set(rejected)] + new_tests
@@ -435,19 +345,3 @@ def answer_tests(
     mx.run_matrix(c, session_id, m, targets, on_progress=on_progress)
     mx.judge_new(c, new_candidates, on_progress=on_progress)
     return _close_round(c, session_id, number + 1, m, questions_per_round, previous_top, max_rounds)
-
-
-def _trusted_functions(tests: Sequence[TestCaseView], entry: str) -> dict[str, str]:
-    """Each test function a candidate is judged by (the rule of ``evaluation.trusted_tests``),
-    by name, as standalone source (the session's own tests are one module of several)."""
-    out: dict[str, str] = {}
-    for t in tests:
-        if t.validation == "rejected" or (t.origin == "llm" and t.validation == "unvalidated"):
-            continue
-        try:
-            functions = split_tests(t.effective_source, entry)
-        except SyntaxError:
-            continue
-        for name, src in functions:
-            out.setdefault(name, src)
-    return out
