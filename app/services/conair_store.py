@@ -7,7 +7,7 @@ gives the ``ConairState`` the page shows."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -221,8 +221,6 @@ def state(s: Session, session_id: int) -> ConairState:
         for q in raw.get("questions", [])
         if q["test_case_id"] in by_id
     ]
-    # The questions were asked before the answers: show the tests' validation as it is now.
-    questions = [replace(q, test=by_id[q.test.id]) for q in questions]
     matrix: dict[int, dict[int, str]] = {}
     for (c, t), o in m.cells.items():
         matrix.setdefault(c, {})[t] = o

@@ -51,9 +51,11 @@ def question_reason(q: services.TestQuestion) -> str:
         )
     n = len(q.passing) + len(q.failing)
     if q.passing and q.failing:
+        passes = "passes" if len(q.passing) == 1 else "pass"
+        fails = "fails" if len(q.failing) == 1 else "fail"
         return (
-            f"It separates the top {n} candidates: {_ids(q.passing)} pass it, "
-            f"{_ids(q.failing)} fail it. Your answer decides which of them behave right."
+            f"It separates the top {n} candidates: {_ids(q.passing)} {passes} it, "
+            f"{_ids(q.failing)} {fails} it. Your answer decides which of them behave right."
         )
     if q.failing:
         return (

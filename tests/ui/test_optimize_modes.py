@@ -250,3 +250,23 @@ def test_conair_trusted_verdicts_contradicting_test_and_restart_mock_provider(
     again = services.conair_state(sid)
     assert (again.run, again.round) == (2, 1)
     assert _metric(at, "Run") == "2"
+
+
+def test_conair_questions_and_standing_in_words() -> None:
+    from app.ui.modes import question_reason, speedup_words, unvalidated_words
+
+    test = services.TestCaseView(1, "test_x", "", "llm", "unvalidated", None, 1)
+    split = services.TestQuestion(test, 1.0, passing=[5, 6], failing=[7])
+    assert question_reason(split) == (
+        "It separates the top 3 candidates: #5, #6 pass it, #7 fails it. "
+        "Your answer decides which of them behave right."
+    )
+    against = services.TestQuestion(test, 0.0, [], [5, 6, 7], contradicts_baseline=True)
+    assert "contradicts the baseline" in question_reason(against)
+    assert "split" not in question_reason(split) + question_reason(against)
+    ranked = services.RankedCandidate(
+        5, 1, 1.0, 5, 0, 0, correct=True, unvalidated_failed=1, unvalidated_total=6,
+        speedup=2.5, ci_low=2.25, ci_high=2.75, verdict="faster",
+    )  # fmt: skip
+    assert speedup_words(ranked) == "2.50× [2.25–2.75] faster"
+    assert unvalidated_words(ranked) == "fails 1 of 6"
