@@ -34,16 +34,6 @@ def _models() -> dict[str, str]:
     return choices
 
 
-def start_validation(sid: int) -> None:
-    jobs.start(
-        ui_support.start_background,
-        "validation",
-        services.validate_session,
-        sid,
-        session_id=sid,
-    )
-
-
 # --- a new session ------------------------------------------------------------------------
 
 
@@ -104,13 +94,7 @@ def new_session_form() -> None:
                 visibility=s[f"{KEEP}new:visibility"],
                 validate=False,  # stored now; validated in the background below
             )
-            jobs.start(
-                ui_support.start_background,
-                "validation",
-                services.validate_session,
-                view.info.id,
-                session_id=view.info.id,
-            )
+            jobs.start("validation", session_id=view.info.id)
             nav.open_session(view.info.id)
             st.rerun()
 
@@ -149,13 +133,7 @@ def fix_inputs(view: services.SessionView) -> None:
                     tests_source=s[f"{KEEP}fix:{sid}:tests"] or None,
                     validate=False,
                 )
-                jobs.start(
-                    ui_support.start_background,
-                    "validation",
-                    services.validate_session,
-                    sid,
-                    session_id=sid,
-                )
+                jobs.start("validation", session_id=sid)
                 st.rerun()
 
 
@@ -203,9 +181,9 @@ def chat_controls(view: services.SessionView) -> None:
     if text:
         with guard("starting the chat turn"):
             jobs.start(
-                services.start_turn,
-                sid,
-                text,
+                "turn",
+                session_id=sid,
+                text=text,
                 parent_id=st.session_state[parent_key],
                 model=model,
             )
@@ -256,13 +234,7 @@ def hand_editor(view: services.SessionView) -> None:
         if st.button("Evaluate my version", key=f"hand_go_{sid}", disabled=jobs.any_running(sid)):
             with guard("storing your version"):
                 jobs.start(
-                    ui_support.start_background,
-                    "hand edit",
-                    services.add_human_candidate,
-                    sid,
-                    st.session_state[key],
-                    parent_id=parent_id,
-                    session_id=sid,
+                    "hand edit", session_id=sid, source=st.session_state[key], parent_id=parent_id
                 )
                 st.session_state.pop(f"hand_parent:{sid}", None)
                 st.rerun()

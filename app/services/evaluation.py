@@ -9,6 +9,7 @@ from typing import Any
 
 from app.services.context import Context
 from app.services.errors import NotFound, SandboxFailed
+from app.services.jobs import current_job, run_in_context
 from db import queries
 from db.engine import unit_of_work
 from db.errors import NotFound as RowNotFound
@@ -151,6 +152,7 @@ def evaluate_now(
             backend=ctx.sandbox_backend or "default",
             status="running",
         )
+        row.job_id = current_job()  # if its worker dies, the evaluation is marked interrupted
         evaluation_id = row.id
     try:
         verdict = run_sandbox(
@@ -214,7 +216,11 @@ def evaluate_on_pool(
     (evaluation id, verdict, error message). The caller's thread only waits."""
     futures = {
         cid: ctx.pool.submit(
-            evaluate_now, cid, ctx, on_progress=on_progress, tests_override=tests_override
+            run_in_context(evaluate_now),
+            cid,
+            ctx,
+            on_progress=on_progress,
+            tests_override=tests_override,
         )
         for cid in candidate_ids
     }
