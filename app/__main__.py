@@ -3,7 +3,7 @@
     python -m app run --code FILE --entry NAME --workload FILE [--tests FILE] [--model M]
                       [--turns N] [--json]
     python -m app export SESSION_ID --format md|html|json [--output FILE]
-    python -m app jobs [--session ID] [--json]
+    python -m app jobs [--session ID] [--json] [--cancel JOB_ID] [--rerun JOB_ID]
     python -m app worker [--concurrency N]
 
 ``run`` creates a session, validates it and evaluates the baseline, then runs N chat turns that
@@ -51,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     jobs.add_argument("--session", type=int, help="only the jobs of this session")
     jobs.add_argument("--json", action="store_true", help="print a JSON list")
     jobs.add_argument("--limit", type=int, default=100, help="the newest N jobs (default 100)")
+    jobs.add_argument("--cancel", type=int, metavar="JOB_ID", help="ask this job to stop")
+    jobs.add_argument("--rerun", type=int, metavar="JOB_ID", help="run this finished job again")
     wrk = sub.add_parser("worker", help="run queued jobs (PERFLOOP_JOBS=queue, PostgreSQL)")
     wrk.add_argument("--concurrency", type=int, help="jobs at once (default: PERFLOOP_JOB_WORKERS)")
     return p
@@ -196,6 +198,10 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     from app import services
 
     try:
+        if args.cancel is not None:
+            services.cancel_job(args.cancel)
+        if args.rerun is not None:
+            services.rerun_job(args.rerun)
         snaps = services.list_jobs(args.session, limit=args.limit)
     except services.ServiceError as exc:
         print(f"perfloop: {exc}", file=sys.stderr)

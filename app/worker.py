@@ -69,19 +69,17 @@ def queue_app(url: str) -> Any:
 def ensure_schema(url: str) -> None:
     """Create procrastinate's tables once per database (under an advisory lock, so two
     workers starting together do not both try)."""
-    from sqlalchemy import text
-
-    from db.engine import get_engine
+    import psycopg
+    from procrastinate.schema import SchemaManager
 
     with _lock:
         if url in _schema_ready:
             return
-    engine = get_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("SELECT pg_advisory_xact_lock(74210)"))
-        exists = conn.scalar(text("SELECT to_regclass('procrastinate_jobs') IS NOT NULL"))
-        if not exists:
-            queue_app(url).schema_manager.apply_schema()
+    with psycopg.connect(conninfo(url)) as conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(74210)")
+        row = conn.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL").fetchone()
+        if not (row and row[0]):
+            conn.execute(SchemaManager.get_schema())
     with _lock:
         _schema_ready.add(url)
 
