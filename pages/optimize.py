@@ -209,11 +209,22 @@ def candidates_column(view: services.SessionView) -> None:
         set_code(f"{KEEP}hand:{sid}", c.source)
         st.session_state[f"hand_parent:{sid}"] = c.id
 
+    def run_again(c: services.CandidateView) -> None:
+        with guard("evaluating the version again"):
+            jobs.start("evaluation", session_id=sid, candidate_id=c.id)
+
     actions = {"Mark best": mark, "Branch from here": branch, "Edit by hand": edit}
     newest = list(reversed(view.candidates))
     for i, c in enumerate(newest[:8]):
         parent = view.candidate(c.parent_id) if c.parent_id else None
-        candidate_card(c, parent=parent, key=f"card_{c.id}", actions=actions, expanded=i < 2)
+        candidate_card(
+            c,
+            parent=parent,
+            key=f"card_{c.id}",
+            actions=actions,
+            expanded=i < 2,
+            run_again=run_again,
+        )
     if len(newest) > 8:
         st.caption(f"{len(newest) - 8} older candidates: see the Review page.")
     hand_editor(view)

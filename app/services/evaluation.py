@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from app.services.context import Context
+from app.services.cores import core_lease
 from app.services.errors import NotFound, SandboxFailed
 from app.services.jobs import current_job, run_in_context
 from db import queries
@@ -67,13 +68,14 @@ def run_sandbox(
             on_progress(stage, {**(info or {}), **extra})
 
     try:
-        return sandbox.evaluate(
-            task,
-            backend=ctx.sandbox_backend,
-            limits=ctx.sandbox_limits,
-            allow_process=ctx.allow_process,
-            progress=progress,
-        )
+        with core_lease():  # one evaluation per core at a time, pinned to it
+            return sandbox.evaluate(
+                task,
+                backend=ctx.sandbox_backend,
+                limits=ctx.sandbox_limits,
+                allow_process=ctx.allow_process,
+                progress=progress,
+            )
     except SandboxError as exc:
         raise SandboxFailed(f"the sandbox could not run the evaluation: {exc}") from exc
 
