@@ -254,3 +254,35 @@ def test_model_choices_start_with_the_local_model(ctx):
     assert openai.usable is (ctx.settings.openai_api_key is not None)
     if not openai.usable:
         assert openai.note == "set OPENAI_API_KEY to use it"
+
+
+def _streams(session_id, p, *, ctx, on_token, on_routing, **_):  # noqa: ANN001, ANN202
+    from app.llm.types import RoutingEvent
+
+    for i in range(100):
+        on_token(f"t{i} ")
+        on_routing(RoutingEvent(i, f"t{i}", i, [[i % 8, 1]], [[0.75, 0.25]]))
+    _gate.wait(10)
+    return None
+
+
+job_kinds.register(JobKind("test stream", _streams))
+
+
+def test_tokens_and_routing_reach_the_row_while_the_job_streams(ctx):
+    _gate.clear()
+    job = services.submit_job("test stream", ctx=ctx)
+    try:
+        deadline = time.monotonic() + 10
+        snap = services.get_job(job.id, ctx=ctx)
+        while snap.tokens < 100 and time.monotonic() < deadline:
+            time.sleep(0.05)
+            snap = services.get_job(job.id, ctx=ctx)
+        assert snap.state == "running"
+        assert snap.text.startswith("t0 t1 ") and snap.tokens == 100
+        tail = snap.routing_tail  # bounded: the newest events only
+        assert [e.index for e in tail] == list(range(100 - len(tail), 100)) and len(tail) == 64
+        assert tail[-1].experts == [[99 % 8, 1]] and tail[-1].weights == [[0.75, 0.25]]
+    finally:
+        _gate.set()
+    assert services.wait_job(job.id, 10, ctx=ctx).state == "done"
