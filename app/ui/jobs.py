@@ -176,8 +176,10 @@ def job_panel(
                         on_click=lambda i=snap.id: services.cancel_job(i),
                     )
                 show_snapshot(snap, routing=routing)
-        if running and not still:
-            st.rerun(scope="app")  # the job stored new rows: redraw the whole page once
+        if running != still:
+            # a job ended (it stored new rows), or one started here ("Run again"): redraw the
+            # whole page once, which also starts or stops this panel's polling
+            st.rerun(scope="app")
 
     panel()
 
