@@ -129,12 +129,13 @@ def test_one_running_turn_per_session_is_enforced_by_the_database(any_ctx):
     sid = _session(ctx)
     first = services.submit_job("test turn", session_id=sid, params={"n": 1}, ctx=ctx)
     try:
+        while services.get_job(first.id, ctx=ctx).state != "running":
+            time.sleep(0.02)
         with pytest.raises(services.SessionBusy) as info:
             services.submit_job("test turn", session_id=sid, params={"n": 2}, ctx=ctx)
         assert str(info.value) == (
-            f"Session {sid} already has a test turn in progress (job {first.id}, "
-            f"{services.get_job(first.id, ctx=ctx).state}); wait for it to finish or stop it "
-            "first."
+            f"Session {sid} already has a test turn in progress (job {first.id}, running); "
+            "wait for it to finish or stop it first."
         )
         # not a check in Python: the index refuses a second row written behind its back
         with pytest.raises(IntegrityError), unit_of_work(ctx.engine) as s:
