@@ -134,6 +134,7 @@ def main() -> None:
             params={"source": BASELINE, "note": "A/A", "evaluate": False},
             ctx=ctx,
         )
+        submitted.append(same.id)
         aa_candidate = services.wait_job(same.id, 300, ctx=ctx).result.id
         threads = [threading.Thread(target=user, args=(i,)) for i in range(users)]
         for t in threads:

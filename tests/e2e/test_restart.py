@@ -82,52 +82,63 @@ def test_a_turn_survives_the_app_being_killed_and_restarted(tmp_path: Path) -> N
     )
     ARTIFACTS.mkdir(exist_ok=True)
     first, url = _start(db, "restart-first")
-    second = None
+    procs = [first]
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             page = browser.new_context(viewport={"width": 1440, "height": 2200}).new_page()
             page.set_default_timeout(60_000)
-            page.goto(url)
-            page.get_by_role("button", name="Create session and run the baseline").click()
-            page.get_by_text("iteration 0 is on the chart").wait_for(timeout=240_000)
-            box = page.get_by_placeholder(re.compile("Ask the optimizer"))
-            box.fill("Make sum_of_squares faster. Answer with the whole function.")
-            box.press("Enter")
-            page.get_by_text(re.compile("the model is writing")).first.wait_for(timeout=120_000)
-            deadline = time.monotonic() + 120
-            while not any(k == "turn" and t > 0 for _, k, _, t in _jobs(db)):
-                assert time.monotonic() < deadline, "the turn streamed nothing"
-                time.sleep(0.2)
-            shot(page, "restart-01-streaming")
-            _stop(first, signal.SIGKILL)  # the app process, mid-turn
-
-            second, url = _start(db, "restart-second")
-            time.sleep(STALE_S + 1)
-            page.goto(f"{url}/optimize?session=1")
-            page.get_by_text(re.compile("Interrupted: the process running this job")).wait_for()
-            turn = next(j for j in _jobs(db) if j[1] == "turn")
-            assert turn[2] == "interrupted" and turn[3] > 0
-            assert not [j for j in _jobs(db) if j[2] in ("queued", "running")]
-            with sqlite3.connect(db) as conn:
-                kept = conn.execute(
-                    "SELECT content FROM message WHERE role = 'assistant' AND kind = 'error'"
-                ).fetchall()
-            assert kept and kept[0][0], "the partial reply is kept in the transcript"
-            wait_idle(page)
-            shot(page, "restart-02-interrupted")
-
-            page.get_by_role("button", name="Run again").click()
-            page.get_by_role("button", name="Stop").wait_for(timeout=120_000)  # it runs again
-            page.get_by_role("button", name="Dismiss").wait_for(timeout=600_000)  # it ended
-            errors = page.locator("[data-testid='stAlertContentError']").all_inner_texts()
-            assert not errors, errors
-            wait_idle(page)
-            shot(page, "restart-03-ran-again")
-            again = [j for j in _jobs(db) if j[1] == "turn"][-1]
-            assert again[0] != turn[0] and again[2] == "done"
-            browser.close()
+            try:
+                _flow(page, db, procs, url)
+            except BaseException:
+                page.screenshot(path=str(ARTIFACTS / "FAILED-restart.png"), full_page=True)
+                print("jobs:", _jobs(db))
+                raise
+            finally:
+                browser.close()
     finally:
-        _stop(first, signal.SIGKILL)
-        if second is not None:
-            _stop(second)
+        for proc in procs:
+            _stop(proc, signal.SIGKILL)
+
+
+def _flow(page, db: Path, procs: list[subprocess.Popen], url: str) -> None:  # noqa: ANN001
+    """Create a session, start a turn, kill the app mid-turn, restart it, run the turn again
+    (the second app process is appended to ``procs``)."""
+    page.goto(url)
+    page.get_by_role("button", name="Create session and run the baseline").click()
+    page.get_by_text("iteration 0 is on the chart").wait_for(timeout=240_000)
+    box = page.get_by_placeholder(re.compile("Ask the optimizer"))
+    box.fill("Make sum_of_squares faster. Answer with the whole function.")
+    box.press("Enter")
+    page.get_by_role("button", name="Stop").wait_for(timeout=300_000)  # the turn runs
+    deadline = time.monotonic() + 120
+    while not any(k == "turn" and t > 0 for _, k, _, t in _jobs(db)):
+        assert time.monotonic() < deadline + 180, "the turn streamed nothing"
+        time.sleep(0.2)
+    shot(page, "restart-01-streaming")
+    _stop(procs[0], signal.SIGKILL)  # the app process, mid-turn
+
+    second, url = _start(db, "restart-second")
+    procs.append(second)
+    time.sleep(STALE_S + 1)
+    page.goto(f"{url}/optimize?session=1")
+    page.get_by_text(re.compile("Interrupted: the process running this job")).wait_for()
+    turn = next(j for j in _jobs(db) if j[1] == "turn")
+    assert turn[2] == "interrupted" and turn[3] > 0
+    assert not [j for j in _jobs(db) if j[2] in ("queued", "running")]
+    with sqlite3.connect(db) as conn:
+        kept = conn.execute("SELECT content FROM message WHERE role = 'assistant'").fetchall()
+    # killed while writing: the partial reply (as a failed reply); after: the whole reply
+    assert kept and kept[0][0], "the reply streamed so far is kept in the transcript"
+    wait_idle(page)
+    shot(page, "restart-02-interrupted")
+
+    page.get_by_role("button", name="Run again").click()
+    page.get_by_role("button", name="Stop").wait_for(timeout=120_000)  # it runs again
+    page.get_by_role("button", name="Dismiss").wait_for(timeout=600_000)  # it ended
+    errors = page.locator("[data-testid='stAlertContentError']").all_inner_texts()
+    assert not errors, errors
+    wait_idle(page)
+    shot(page, "restart-03-ran-again")
+    again = [j for j in _jobs(db) if j[1] == "turn"][-1]
+    assert again[0] != turn[0] and again[2] == "done"
