@@ -1,4 +1,6 @@
-# Deploys the perfloop app itself (not the sandbox image: see sandbox/Dockerfile).
+# Deploys the perfloop app itself (not the sandbox image: see sandbox/Dockerfile). The same
+# image runs a job worker: `docker run ... perfloop python -m app worker --concurrency 2`
+# (compose.yaml runs the app, two workers and PostgreSQL).
 # No registry is reachable on the build machines here, so the base image is an ARG: build from
 # any Debian/Python 3.11 image you have imported, e.g.
 #   docker build --build-arg BASE_IMAGE=perfloop-base:bookworm -t perfloop .

@@ -3,10 +3,14 @@
     python -m app run --code FILE --entry NAME --workload FILE [--tests FILE] [--model M]
                       [--turns N] [--json]
     python -m app export SESSION_ID --format md|html|json [--output FILE]
+    python -m app jobs [--session ID] [--json] [--cancel JOB_ID] [--rerun JOB_ID]
+    python -m app worker [--concurrency N]
 
 ``run`` creates a session, validates it and evaluates the baseline, then runs N chat turns that
 each ask the model to improve the best version so far; everything is stored in the configured
-database. With ``--json`` it prints one JSON object and nothing else on stdout.
+database, and each step is recorded as a job like the app's. With ``--json`` it prints one JSON
+object and nothing else on stdout. ``jobs`` lists the jobs with their state (marking those whose
+worker died ``interrupted``). ``worker`` runs queued jobs (``PERFLOOP_JOBS=queue``, PostgreSQL).
 """
 
 from __future__ import annotations
@@ -43,6 +47,14 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("session_id", type=int)
     exp.add_argument("--format", choices=("md", "html", "json"), default="md")
     exp.add_argument("--output", "-o", help="write to this file instead of stdout")
+    jobs = sub.add_parser("jobs", help="list the jobs and their state")
+    jobs.add_argument("--session", type=int, help="only the jobs of this session")
+    jobs.add_argument("--json", action="store_true", help="print a JSON list")
+    jobs.add_argument("--limit", type=int, default=100, help="the newest N jobs (default 100)")
+    jobs.add_argument("--cancel", type=int, metavar="JOB_ID", help="ask this job to stop")
+    jobs.add_argument("--rerun", type=int, metavar="JOB_ID", help="run this finished job again")
+    wrk = sub.add_parser("worker", help="run queued jobs (PERFLOOP_JOBS=queue, PostgreSQL)")
+    wrk.add_argument("--concurrency", type=int, help="jobs at once (default: PERFLOOP_JOB_WORKERS)")
     return p
 
 
@@ -97,8 +109,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             tests_source=_read(args.tests, "tests") if args.tests else None,
             title=args.title,
             model=args.model,
-            on_progress=progress,
+            validate=False,
         )
+        view = follow(services.submit_job("validation", session_id=view.info.id), progress, None)
     except services.InvalidInput as exc:
         sid = exc.stored.get("session_id")
         print(f"perfloop: {exc}" + (f" (session {sid} is stored)" if sid else ""), file=err)
@@ -115,7 +128,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     for turn in range(1, max(0, args.turns) + 1):
         say(f"\n--- turn {turn} ---")
         try:
-            result = services.run_turn(sid, on_token=token, on_progress=progress)
+            result = follow(services.submit_job("turn", session_id=sid), progress, token)
         except services.ModelError as exc:
             notices.append(f"turn {turn}: {exc}")
             print(f"\nperfloop: {exc}", file=err)
@@ -150,6 +163,75 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def follow(job: Any, progress: Any, token: Any) -> Any:
+    """Wait for a job, echoing its progress and streamed text as the row shows them; its
+    result, or the job's error raised again as the service error it was."""
+    from app import services
+
+    seen_progress, seen_text = 0, 0
+    while True:
+        snap = services.wait_job(job.id, timeout=0.25)
+        for stage, info in snap.progress[seen_progress:]:
+            progress(stage, info)
+        seen_progress = len(snap.progress)
+        if token is not None and len(snap.text) > seen_text:
+            token(snap.text[seen_text:])
+            seen_text = len(snap.text)
+        if snap.finished:
+            break
+    if snap.state == "done":
+        return snap.result
+    error = getattr(services, snap.error_type or "", None)
+    message = snap.error or f"job {snap.id} {snap.state}"
+    stored = {"session_id": snap.session_id, "job_id": snap.id}
+    if isinstance(error, type) and issubclass(error, services.ServiceError):
+        for make in (lambda: error(message, stored=stored), lambda: error(message)):
+            try:
+                exc = make()
+            except TypeError:
+                continue
+            raise exc
+    raise services.ServiceError(message, stored=stored)
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from app import services
+
+    try:
+        if args.cancel is not None:
+            services.cancel_job(args.cancel)
+        if args.rerun is not None:
+            services.rerun_job(args.rerun)
+        snaps = services.list_jobs(args.session, limit=args.limit)
+    except services.ServiceError as exc:
+        print(f"perfloop: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if args.json:
+        print(json.dumps([s.as_json() for s in snaps]))
+        return EXIT_OK
+    if not snaps:
+        print("no jobs")
+    for s in snaps:
+        where = f"session {s.session_id}" if s.session_id is not None else "no session"
+        line = f"job {s.id:>5}  {s.kind:<14} {s.state:<11} {where}"
+        if s.worker:
+            line += f"  worker {s.worker}"
+        if s.error:
+            line += f"\n           {s.error.splitlines()[0]}"
+        print(line)
+    return EXIT_OK
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from app import worker
+
+    try:
+        return worker.run_worker(concurrency=args.concurrency)
+    except worker.QueueUnavailable as exc:
+        print(f"perfloop: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from app import services
 
@@ -172,6 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args)
+        if args.command == "jobs":
+            return cmd_jobs(args)
+        if args.command == "worker":
+            return cmd_worker(args)
         return cmd_export(args)
     except (OperationalError, ProgrammingError) as exc:
         # Most often a fresh database without tables: say how to create them.

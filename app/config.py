@@ -16,6 +16,7 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SandboxBackend = Literal["bwrap", "docker", "process"]
+JobsMode = Literal["embedded", "queue"]
 
 #: The model string of the local MoE backend's default model (see app/moe).
 LOCAL_DEFAULT_MODEL = "perfloop-moe/default"
@@ -66,6 +67,18 @@ class Settings(BaseSettings):
     )
     sandbox_limits: SandboxLimits = Field(default_factory=SandboxLimits)
     eval_workers: int = Field(default=2, description="Concurrent sandbox evaluations.")
+    jobs: JobsMode = Field(
+        default="embedded",
+        description="Who runs background jobs: 'embedded' (a pool in the app process) or "
+        "'queue' (procrastinate workers, `python -m app worker`; PostgreSQL only).",
+    )
+    job_stale_s: float = Field(
+        default=30.0,
+        description="A running job whose heartbeat is older than this is marked interrupted.",
+    )
+    job_workers: int = Field(
+        default=4, description="Jobs one process (app or worker) runs at once."
+    )
     author: str = Field(default="anonymous", description="Default author name for new sessions.")
     test_postgres_url: str = Field(
         default="postgresql+psycopg://perfloop:perfloop@127.0.0.1:5432/postgres",

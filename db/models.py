@@ -24,6 +24,10 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
+)
+from sqlalchemy import (
+    text as sql_text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
@@ -41,12 +45,16 @@ EVAL_STATUS_VALUES = (
     "crashed",
     "tampered",
     "error",
+    "interrupted",  # its worker died mid-run (see Job); the person can run it again
 )
 VERDICT_VALUES = ("faster", "slower", "not significant")
 TEST_ORIGIN_VALUES = ("user", "llm")
 VALIDATION_VALUES = ("unvalidated", "accepted", "rejected", "corrected")
 GRANULARITY_VALUES = ("overview", "step-by-step", "line-by-line")
 MODE_VALUES = ("chat", "conair", "summary")
+JOB_STATE_VALUES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
+#: A job in one of these states holds its session (see ``Job.holds_session``).
+JOB_ACTIVE_STATES = ("queued", "running")
 
 # Stable constraint names, so migrations can refer to them on every backend.
 NAMING_CONVENTION = {
@@ -182,6 +190,10 @@ class Candidate(Base):
     origin: Mapped[str] = mapped_column(String(16))
     message_id: Mapped[int | None] = mapped_column(ForeignKey("message.id", ondelete="SET NULL"))
     label: Mapped[str | None] = mapped_column(String(100))
+    # 0 = the baseline, then one number per turn / ConAIR round / summary or hand edit; the
+    # candidates one reply proposes share it and differ by ``block`` (the code block's index).
+    iteration: Mapped[int] = mapped_column(Integer, default=0)
+    block: Mapped[int] = mapped_column(Integer, default=0)
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -198,6 +210,11 @@ class Candidate(Base):
         cascade="all, delete-orphan",
         passive_deletes=True,
         order_by="CodeSummary.id",
+    )
+
+    __table_args__ = (
+        # Two processes handing out one number lose to the database, not to a race.
+        UniqueConstraint("session_id", "iteration", "block", name="uq_candidate_iteration"),
     )
 
     @validates("origin")
@@ -232,6 +249,8 @@ class Evaluation(Base):
     result: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the sandbox's whole verdict
     started_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
+    # The job that ran it: when that job's worker dies, the evaluation becomes "interrupted".
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("job.id", ondelete="SET NULL"))
 
     candidate: Mapped[Candidate] = relationship(back_populates="evaluations")
 
@@ -364,3 +383,58 @@ class ConairRound(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     session: Mapped[OptimizationSession] = relationship(back_populates="conair_rounds")
+
+
+class Job(Base):
+    """One background action (a chat turn, an evaluation, a validation, a ConAIR round...),
+    durable: any process can show it, cancel it (``cancel_requested``, which the worker checks)
+    or, when its worker's ``heartbeat_at`` goes stale, mark it ``interrupted``.
+
+    ``kind`` names a job function in ``app.services.job_kinds`` and ``params`` its JSON
+    arguments, so whichever process claims the row can run it. ``text`` is the reply streamed
+    so far (written in batches), ``progress`` the (stage, info) events, ``routing_tail`` the
+    latest MoE routing events for the live heatmap (bounded).
+    """
+
+    __tablename__ = "job"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    session_id: Mapped[int | None] = mapped_column(
+        ForeignKey("optimization_session.id", ondelete="CASCADE"), index=True
+    )
+    started_by: Mapped[str | None] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    # True for kinds that change the session's candidates (a turn, a ConAIR round, an edit):
+    # at most one such job is queued or running per session (the partial unique index below).
+    holds_session: Mapped[bool] = mapped_column(Boolean, default=False)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    progress: Mapped[list[Any]] = mapped_column(default=list)
+    text: Mapped[str] = mapped_column(Text, default="")
+    tokens: Mapped[int] = mapped_column(Integer, default=0)
+    routing_tail: Mapped[list[Any]] = mapped_column(default=list)
+    worker: Mapped[str | None] = mapped_column(String(200))
+    heartbeat_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+    error: Mapped[str | None] = mapped_column(Text)
+    error_type: Mapped[str | None] = mapped_column(String(64))
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    rerun_of: Mapped[int | None] = mapped_column(ForeignKey("job.id", ondelete="SET NULL"))
+
+    __table_args__ = (
+        Index("ix_job_state", "state"),
+        Index(
+            "uq_job_session_busy",
+            "session_id",
+            unique=True,
+            sqlite_where=sql_text("holds_session = 1 AND state IN ('queued', 'running')"),
+            postgresql_where=sql_text("holds_session AND state IN ('queued', 'running')"),
+        ),
+    )
+
+    @validates("state")
+    def _v_state(self, _key: str, value: str) -> str | None:
+        return _check(value, JOB_STATE_VALUES, "job state")

@@ -245,7 +245,13 @@ def add_candidate(
     message_id: int | None = None,
     label: str | None = None,
     meta: dict[str, Any] | None = None,
+    iteration: int | None = None,
+    block: int = 0,
 ) -> Candidate:
+    """``iteration`` None: the session's next number (``next_iteration``). The unique
+    (session_id, iteration, block) constraint refuses a number another writer just took."""
+    if iteration is None:
+        iteration = next_iteration(session_id, session=session)
     row = Candidate(
         session_id=session_id,
         source=source,
@@ -253,11 +259,21 @@ def add_candidate(
         parent_id=parent_id,
         message_id=message_id,
         label=label,
+        iteration=iteration,
+        block=block,
         meta=dict(meta or {}),
     )
     session.add(row)
     session.flush()
     return row
+
+
+def next_iteration(session_id: int, *, session: Session) -> int:
+    """One more than the session's highest candidate iteration (the baseline is 0)."""
+    top = session.scalar(
+        select(func.max(Candidate.iteration)).where(Candidate.session_id == session_id)
+    )
+    return (top or 0) + 1
 
 
 def get_candidate(candidate_id: int, *, session: Session) -> Candidate:

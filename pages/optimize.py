@@ -34,16 +34,6 @@ def _models() -> dict[str, str]:
     return choices
 
 
-def start_validation(sid: int) -> None:
-    jobs.start(
-        ui_support.start_background,
-        "validation",
-        services.validate_session,
-        sid,
-        session_id=sid,
-    )
-
-
 # --- a new session ------------------------------------------------------------------------
 
 
@@ -104,13 +94,7 @@ def new_session_form() -> None:
                 visibility=s[f"{KEEP}new:visibility"],
                 validate=False,  # stored now; validated in the background below
             )
-            jobs.start(
-                ui_support.start_background,
-                "validation",
-                services.validate_session,
-                view.info.id,
-                session_id=view.info.id,
-            )
+            jobs.start("validation", session_id=view.info.id)
             nav.open_session(view.info.id)
             st.rerun()
 
@@ -149,13 +133,7 @@ def fix_inputs(view: services.SessionView) -> None:
                     tests_source=s[f"{KEEP}fix:{sid}:tests"] or None,
                     validate=False,
                 )
-                jobs.start(
-                    ui_support.start_background,
-                    "validation",
-                    services.validate_session,
-                    sid,
-                    session_id=sid,
-                )
+                jobs.start("validation", session_id=sid)
                 st.rerun()
 
 
@@ -203,9 +181,9 @@ def chat_controls(view: services.SessionView) -> None:
     if text:
         with guard("starting the chat turn"):
             jobs.start(
-                services.start_turn,
-                sid,
-                text,
+                "turn",
+                session_id=sid,
+                text=text,
                 parent_id=st.session_state[parent_key],
                 model=model,
             )
@@ -231,11 +209,22 @@ def candidates_column(view: services.SessionView) -> None:
         set_code(f"{KEEP}hand:{sid}", c.source)
         st.session_state[f"hand_parent:{sid}"] = c.id
 
+    def run_again(c: services.CandidateView) -> None:
+        with guard("evaluating the version again"):
+            jobs.start("evaluation", session_id=sid, candidate_id=c.id)
+
     actions = {"Mark best": mark, "Branch from here": branch, "Edit by hand": edit}
     newest = list(reversed(view.candidates))
     for i, c in enumerate(newest[:8]):
         parent = view.candidate(c.parent_id) if c.parent_id else None
-        candidate_card(c, parent=parent, key=f"card_{c.id}", actions=actions, expanded=i < 2)
+        candidate_card(
+            c,
+            parent=parent,
+            key=f"card_{c.id}",
+            actions=actions,
+            expanded=i < 2,
+            run_again=run_again,
+        )
     if len(newest) > 8:
         st.caption(f"{len(newest) - 8} older candidates: see the Review page.")
     hand_editor(view)
@@ -256,13 +245,7 @@ def hand_editor(view: services.SessionView) -> None:
         if st.button("Evaluate my version", key=f"hand_go_{sid}", disabled=jobs.any_running(sid)):
             with guard("storing your version"):
                 jobs.start(
-                    ui_support.start_background,
-                    "hand edit",
-                    services.add_human_candidate,
-                    sid,
-                    st.session_state[key],
-                    parent_id=parent_id,
-                    session_id=sid,
+                    "hand edit", session_id=sid, source=st.session_state[key], parent_id=parent_id
                 )
                 st.session_state.pop(f"hand_parent:{sid}", None)
                 st.rerun()

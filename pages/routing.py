@@ -53,8 +53,8 @@ with live:
     if cols[2].button("Generate", type="primary", disabled=busy, key="routing_generate"):
         with guard("starting the generation"):
             jobs.start(
-                ui_support.start_probe,
-                st.session_state[f"{KEEP}routing:prompt"],
+                "routing probe",
+                prompt=st.session_state[f"{KEEP}routing:prompt"],
                 model=st.session_state[f"{KEEP}routing:model"],
                 max_tokens=int(st.session_state[f"{KEEP}routing:max_tokens"]),
             )

@@ -4,8 +4,10 @@ Every function takes ``ctx=`` (a ``Context``: database engine, sandbox backend a
 model, evaluation pool); without it the process-wide default from the settings is used.
 Everything returned is a frozen dataclass from ``app.services.views``; errors are
 ``app.services.errors.ServiceError`` subclasses whose ``str()`` is the message for the person.
-Long operations take ``on_token`` / ``on_routing`` / ``on_progress`` callbacks and can run in
-the background with ``start_job(kind, fn, ...)`` (poll ``get_job(id).snapshot()``).
+Long operations take ``on_token`` / ``on_routing`` / ``on_progress`` callbacks; in the
+background they run as durable jobs: ``submit_job(kind, session_id=..., params=..., by=...)``,
+then poll ``get_job(id)`` (a ``JobSnapshot`` read from the job's row), ``cancel_job``,
+``rerun_job``, ``wait_job``, ``list_jobs`` (see ``app.services.jobs``).
 """
 
 from app.services.candidates import (
@@ -35,7 +37,17 @@ from app.services.errors import (
 from app.services.exchange import export_document, export_session, import_session
 from app.services.figures import eff_at_k, session_figures
 from app.services.iterations import DEFAULT_INSTRUCTION, evaluate_candidate, run_turn
-from app.services.jobs import Job, JobSnapshot, get_job, list_jobs, start_job
+from app.services.jobs import (
+    JobSnapshot,
+    SessionBusy,
+    cancel_job,
+    get_job,
+    list_jobs,
+    reap_stale_jobs,
+    rerun_job,
+    submit_job,
+    wait_job,
+)
 from app.services.models import ModelChoice, model_choices
 from app.services.replay import get_routing, replay
 from app.services.review import add_comment, list_comments, list_sessions
@@ -81,24 +93,6 @@ from app.services.views import (
     Usage,
 )
 
-
-def start_turn(session_id: int, text: str = DEFAULT_INSTRUCTION, **kwargs) -> Job:
-    """``run_turn`` in the background; poll ``get_job(job.id).snapshot()``."""
-    return start_job("turn", run_turn, session_id, text, session_id=session_id, **kwargs)
-
-
-def start_evaluation(candidate_id: int, *, session_id: int | None = None, **kwargs) -> Job:
-    """``evaluate_candidate`` in the background."""
-    return start_job(
-        "evaluation", evaluate_candidate, candidate_id, session_id=session_id, **kwargs
-    )
-
-
-def start_validation(session_id: int, **kwargs) -> Job:
-    """``validate_session`` (baseline checks + iteration 0) in the background."""
-    return start_job("validation", validate_session, session_id, session_id=session_id, **kwargs)
-
-
 __all__ = [
     "BaselineTestsFail",
     "Cancelled",
@@ -115,8 +109,8 @@ __all__ = [
     "ImportFailed",
     "InvalidInput",
     "ItemChange",
-    "Job",
     "JobSnapshot",
+    "SessionBusy",
     "MessageView",
     "ModelChoice",
     "ModelError",
@@ -147,6 +141,7 @@ __all__ = [
     "best_candidate",
     "candidate_diff",
     "check_spans",
+    "cancel_job",
     "clear_best",
     "conair_state",
     "create_session",
@@ -168,18 +163,18 @@ __all__ = [
     "list_sessions",
     "list_summaries",
     "mark_best",
+    "reap_stale_jobs",
+    "rerun_job",
     "model_choices",
     "replay",
     "run_turn",
     "session_figures",
     "set_default_context",
     "start_conair",
-    "start_evaluation",
-    "start_job",
-    "start_turn",
-    "start_validation",
+    "submit_job",
     "summarize",
     "update_session_info",
     "update_session_inputs",
     "validate_session",
+    "wait_job",
 ]

@@ -122,7 +122,7 @@ def candidate_view(
         label=row.label,
         message_id=row.message_id,
         created_at=utc(row.created_at),
-        iteration=int(meta.get("iteration", 0)),
+        iteration=row.iteration,
         is_best=is_best,
         evaluation=evaluation_view(evaluation) if evaluation is not None else None,
         meta=meta,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.services.code import parse_error
@@ -36,12 +37,23 @@ def _row(s: Session, candidate_id: int) -> Candidate:
         raise NotFound("candidate", candidate_id) from exc
 
 
-def next_iteration(s: Session, session_id: int) -> int:
-    its = [
-        int((c.meta or {}).get("iteration", 0))
-        for c in queries.list_candidates(session_id, session=s)
-    ]
-    return max(its, default=0) + 1
+T = TypeVar("T")
+#: How often a writer tries the next number when another one took its iteration first.
+NUMBER_ATTEMPTS = 5
+
+
+def store_numbered(ctx: Context, session_id: int, write: Callable[[Session, int], T]) -> T:
+    """``write(s, iteration)`` in its own unit of work, with the session's next iteration
+    number. The number is unique by a database constraint (session_id, iteration, block): when
+    another process took it first, the whole write is retried with the next one."""
+    for attempt in range(NUMBER_ATTEMPTS):
+        try:
+            with unit_of_work(ctx.engine) as s:
+                return write(s, queries.next_iteration(session_id, session=s))
+        except IntegrityError:
+            if attempt == NUMBER_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def base_candidate_id(s: Session, session_id: int, parent_id: int | None) -> int:
@@ -89,22 +101,25 @@ def add_human_candidate(
     err = parse_error(source)
     if err is not None:
         raise CodeDoesNotParse(f"Your version does not parse: {err[0]}", field="code", line=err[1])
-    with unit_of_work(c.engine) as s:
+
+    def write(s: Session, iteration: int) -> int:
         sess = queries.get_session(session_id, session=s)
         if not defines(source, sess.entry_point):
             raise EntryNotFound(
                 f"Your version does not define the entry point `{sess.entry_point}`."
             )
         parent = base_candidate_id(s, session_id, parent_id)
-        row = queries.add_candidate(
+        return queries.add_candidate(
             session=s,
             session_id=session_id,
             source=source,
             origin="human",
             parent_id=parent,
-            meta={"iteration": next_iteration(s, session_id), "note": note},
-        )
-        candidate_id = row.id
+            iteration=iteration,
+            meta={"note": note},
+        ).id
+
+    candidate_id = store_numbered(c, session_id, write)
     if evaluate:
         evaluate_on_pool([candidate_id], c, on_progress=on_progress)
     return get_candidate(candidate_id, ctx=c)

@@ -8,7 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 from app.services.context import Context
+from app.services.cores import core_lease
 from app.services.errors import NotFound, SandboxFailed
+from app.services.jobs import current_job, run_in_context
 from db import queries
 from db.engine import unit_of_work
 from db.errors import NotFound as RowNotFound
@@ -66,13 +68,14 @@ def run_sandbox(
             on_progress(stage, {**(info or {}), **extra})
 
     try:
-        return sandbox.evaluate(
-            task,
-            backend=ctx.sandbox_backend,
-            limits=ctx.sandbox_limits,
-            allow_process=ctx.allow_process,
-            progress=progress,
-        )
+        with core_lease():  # one evaluation per core at a time, pinned to it
+            return sandbox.evaluate(
+                task,
+                backend=ctx.sandbox_backend,
+                limits=ctx.sandbox_limits,
+                allow_process=ctx.allow_process,
+                progress=progress,
+            )
     except SandboxError as exc:
         raise SandboxFailed(f"the sandbox could not run the evaluation: {exc}") from exc
 
@@ -151,6 +154,7 @@ def evaluate_now(
             backend=ctx.sandbox_backend or "default",
             status="running",
         )
+        row.job_id = current_job()  # if its worker dies, the evaluation is marked interrupted
         evaluation_id = row.id
     try:
         verdict = run_sandbox(
@@ -214,7 +218,11 @@ def evaluate_on_pool(
     (evaluation id, verdict, error message). The caller's thread only waits."""
     futures = {
         cid: ctx.pool.submit(
-            evaluate_now, cid, ctx, on_progress=on_progress, tests_override=tests_override
+            run_in_context(evaluate_now),
+            cid,
+            ctx,
+            on_progress=on_progress,
+            tests_override=tests_override,
         )
         for cid in candidate_ids
     }

@@ -9,7 +9,7 @@ from typing import Any
 
 from app.llm import prompts
 from app.services._llm import call_model
-from app.services.candidates import base_candidate_id, next_iteration
+from app.services.candidates import base_candidate_id, store_numbered
 from app.services.code import extract_code
 from app.services.context import Context, get_context
 from app.services.errors import InvalidInput
@@ -267,8 +267,8 @@ def store_proposals(
     origin: str,
     extra_meta: dict[str, Any] | None = None,
 ) -> list[int]:
-    with unit_of_work(ctx.engine) as s:
-        iteration = next_iteration(s, session_id)
+
+    def write(s: Any, iteration: int) -> list[int]:
         ids = []
         for p in proposals:
             row = queries.add_candidate(
@@ -278,16 +278,14 @@ def store_proposals(
                 origin=origin,
                 parent_id=parent_id,
                 message_id=message_id,
-                meta={
-                    "iteration": iteration,
-                    "block": p.index,
-                    "kind": p.kind,
-                    "names": list(p.names),
-                    **(extra_meta or {}),
-                },
+                iteration=iteration,
+                block=p.index,
+                meta={"kind": p.kind, "names": list(p.names), **(extra_meta or {})},
             )
             ids.append(row.id)
         return ids
+
+    return store_numbered(ctx, session_id, write)
 
 
 def verdict_text(view: SessionView, candidate_ids: Sequence[int], errors: dict[int, str]) -> str:

@@ -155,7 +155,8 @@ def create_session(
             session_id=row.id,
             source=baseline_source,
             origin="baseline",
-            meta={"iteration": 0, "validation": {"ok": False, "message": "not validated yet"}},
+            iteration=0,
+            meta={"validation": {"ok": False, "message": "not validated yet"}},
         )
         if tests_source and tests_source.strip():
             _add_user_tests(s, row.id, tests_source)

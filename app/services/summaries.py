@@ -15,7 +15,7 @@ from typing import Any
 from app.llm import prompts
 from app.services import _convert as cv
 from app.services._llm import call_model
-from app.services.candidates import next_iteration, unified_diff, view_of
+from app.services.candidates import store_numbered, unified_diff, view_of
 from app.services.code import extract_code, fenced_blocks
 from app.services.context import Context, get_context
 from app.services.errors import InvalidInput, NoCodeInReply, NotFound
@@ -339,21 +339,22 @@ def apply_summary_edit(
             stored={**stored, "message_id": reply_id},
         )
     p = proposals[0]
-    with unit_of_work(c.engine) as s:
-        new = queries.add_candidate(
-            session=s,
-            session_id=session_id,
-            source=p.source,
-            origin="summary",
-            parent_id=cand.id,
-            message_id=reply_id,
-            meta={
-                "iteration": next_iteration(s, session_id),
-                "summary_id": summary_id,
-                "kind": p.kind,
-            },
-        )
-        new_id = new.id
+    new_id = store_numbered(
+        c,
+        session_id,
+        lambda s, iteration: (
+            queries.add_candidate(
+                session=s,
+                session_id=session_id,
+                source=p.source,
+                origin="summary",
+                parent_id=cand.id,
+                message_id=reply_id,
+                iteration=iteration,
+                meta={"summary_id": summary_id, "kind": p.kind},
+            ).id
+        ),
+    )
     if evaluate:
         evaluate_on_pool([new_id], c, on_progress=on_progress)
     refreshed = _summarize_source(

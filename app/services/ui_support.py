@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 
 from app.services.context import Context, get_context
-from app.services.jobs import Job, start_job
 from app.services.views import (
     CandidateView,
     EvaluationView,
@@ -21,24 +20,6 @@ from app.services.views import (
     SessionInfo,
     SpeedupPoint,
 )
-
-
-def start_background(
-    kind: str, fn: Callable[..., Any], /, *args: Any, session_id: int | None = None, **kwargs: Any
-) -> Job:
-    """``start_job`` for any service function: the job's callbacks (``on_token``,
-    ``on_routing``, ``on_progress``) are passed only where ``fn`` accepts them."""
-    import inspect
-
-    accepted = set(inspect.signature(fn).parameters)
-    wanted = {"on_token", "on_routing", "on_progress"} - accepted
-
-    def call(*a: Any, **kw: Any) -> Any:
-        for name in wanted:
-            kw.pop(name, None)
-        return fn(*a, **kw)
-
-    return start_job(kind, call, *args, session_id=session_id, **kwargs)
 
 
 def default_author(*, ctx: Context | None = None) -> str:
@@ -213,10 +194,6 @@ def probe_routing(
         moefied=info.moefied if info else None,
         description=info.description if info else "",
     )
-
-
-def start_probe(prompt: str, **kwargs: Any) -> Job:
-    return start_job("routing probe", probe_routing, prompt, **kwargs)
 
 
 # --- classroom ------------------------------------------------------------------------------

@@ -65,15 +65,17 @@ def progress_steps(
     return steps
 
 
-def remember(job: services.Job) -> None:
+def remember(job: JobSnapshot) -> None:
     st.session_state.setdefault(_MINE, []).append(job.id)
 
 
-def start(fn: Callable[..., services.Job], *args: Any, **kwargs: Any) -> services.Job:
-    """Start a job with a ``start_*`` service function and remember it for this browser; the
-    outcomes of this browser's earlier jobs stop being shown."""
+def start(kind: str, *, session_id: int | None = None, **params: Any) -> JobSnapshot:
+    """Submit a job (``services.submit_job``) as the person at this browser and remember it
+    here; the outcomes of this browser's earlier jobs stop being shown."""
+    from app.ui.state import author
+
     _dismiss_finished()
-    job = fn(*args, **kwargs)
+    job = services.submit_job(kind, session_id=session_id, params=params, by=author())
     remember(job)
     return job
 
@@ -81,9 +83,16 @@ def start(fn: Callable[..., services.Job], *args: Any, **kwargs: Any) -> service
 def _dismiss_finished(job_id: int | None = None) -> None:
     """Stop showing the outcome of ``job_id`` (default: of every finished job)."""
     seen = st.session_state.setdefault(_SEEN, [])
-    for job in services.list_jobs():
-        if job.id not in seen and (job_id is None or job.id == job_id) and job.snapshot().finished:
+    for job in services.list_jobs(reap=False):
+        if job.id not in seen and (job_id is None or job.id == job_id) and job.finished:
             seen.append(job.id)
+
+
+def _run_again(job_id: int) -> None:
+    from app.ui.state import author
+
+    _dismiss_finished(job_id)
+    remember(services.rerun_job(job_id, by=author()))
 
 
 def _snapshots(session_id: int | None) -> list[JobSnapshot]:
@@ -99,8 +108,7 @@ def _snapshots(session_id: int | None) -> list[JobSnapshot]:
     now = datetime.now(UTC)
     running: list[JobSnapshot] = []
     finished: list[JobSnapshot] = []
-    for job in services.list_jobs(session_id):
-        snap = job.snapshot()
+    for snap in services.list_jobs(session_id):
         if not snap.finished:
             running.append(snap)
         elif snap.id not in seen and (
@@ -165,11 +173,13 @@ def job_panel(
                     st.button(
                         "Stop",
                         key=f"stop_job_{snap.id}",
-                        on_click=lambda i=snap.id: services.get_job(i).cancel(),
+                        on_click=lambda i=snap.id: services.cancel_job(i),
                     )
                 show_snapshot(snap, routing=routing)
-        if running and not still:
-            st.rerun(scope="app")  # the job stored new rows: redraw the whole page once
+        if running != still:
+            # a job ended (it stored new rows), or one started here ("Run again"): redraw the
+            # whole page once, which also starts or stops this panel's polling
+            st.rerun(scope="app")
 
     panel()
 
@@ -181,5 +191,9 @@ def _finish(snap: JobSnapshot, on_result: Callable[[JobSnapshot], None] | None) 
         show_message(message_for_job(snap.error, snap.error_type, doing=snap.kind))
     elif snap.state == "cancelled":
         st.info("Stopped. What was produced so far is saved.")
+    elif snap.state == "interrupted":
+        st.warning(snap.error or "Interrupted.")
     elif on_result is not None:
         on_result(snap)
+    if snap.state in ("interrupted", "failed", "cancelled"):
+        st.button("Run again", key=f"rerun_job_{snap.id}", on_click=_run_again, args=(snap.id,))

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from app import services
-from app.services import SessionView, SummaryItem, ui_support
+from app.services import SessionView, SummaryItem
 from app.ui import jobs
 from app.ui.errors import guard
 from app.ui.state import KEEP, author, default
@@ -151,15 +151,12 @@ def _start_form(view: SessionView, *, again: bool, busy: bool, model: str | None
         with guard("starting ConAIR"):
             s = st.session_state
             jobs.start(
-                ui_support.start_background,
                 "conair",
-                services.start_conair,
-                sid,
+                session_id=sid,
                 instruction=s[f"{KEEP}conair:{sid}:instruction"],
                 n_candidates=int(s[f"{KEEP}conair:{sid}:n"]),
                 n_tests=int(s[f"{KEEP}conair:{sid}:m"]),
                 model=model,
-                session_id=sid,
             )
             st.rerun()
 
@@ -204,14 +201,11 @@ def _questions(state: services.ConairState, *, busy: bool, model: str | None) ->
         ]
         with guard("sending your answers"):
             jobs.start(
-                ui_support.start_background,
-                "conair",
-                services.answer_tests,
-                sid,
-                answers,
+                "conair answer",
+                session_id=sid,
+                answers=answers,
                 validated_by=author(),
                 model=model,
-                session_id=sid,
             )
             st.rerun()
 
@@ -312,12 +306,10 @@ def summary_panel(view: SessionView) -> None:
     if st.button("Summarize", key=f"summarize_{sid}", disabled=busy or not view.ready):
         with guard("starting the summary"):
             jobs.start(
-                ui_support.start_background,
                 "summary",
-                services.summarize,
-                cid,
-                granularity=st.session_state[f"{KEEP}summary:{sid}:granularity"],
                 session_id=sid,
+                candidate_id=cid,
+                granularity=st.session_state[f"{KEEP}summary:{sid}:granularity"],
             )
             st.rerun()
     if not summaries:
@@ -360,14 +352,7 @@ def summary_panel(view: SessionView) -> None:
         type="primary",
     ):
         with guard("applying the summary edit"):
-            jobs.start(
-                ui_support.start_background,
-                "summary edit",
-                services.apply_summary_edit,
-                summary.id,
-                edited,
-                session_id=sid,
-            )
+            jobs.start("summary edit", session_id=sid, summary_id=summary.id, edited_items=edited)
             st.rerun()
 
 

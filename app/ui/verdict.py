@@ -20,6 +20,7 @@ STATUS_WORDS = {
     "crashed": "crashed",
     "tampered": "tampered with the harness",
     "error": "could not be evaluated",
+    "interrupted": "interrupted (the process evaluating it stopped)",
     "failed": "failed",
 }
 
@@ -87,9 +88,11 @@ def candidate_card(
     key: str,
     actions: dict[str, Callable[[CandidateView], None]] | None = None,
     expanded: bool = True,
+    run_again: Callable[[CandidateView], None] | None = None,
 ) -> None:
     """One proposed version: verdict, diff vs parent, line profile, code (copy), download and
-    the page's actions (``{"Mark best": fn, ...}`` — each becomes a button)."""
+    the page's actions (``{"Mark best": fn, ...}`` — each becomes a button). ``run_again``
+    becomes a "Run again" button on a version whose evaluation was interrupted."""
     ev = c.evaluation
     best = " ⭐ best" if c.is_best else ""
     title = f"{verdict_badge(ev)} Candidate #{c.id} · {c.origin} · iteration {c.iteration}{best}"
@@ -130,5 +133,7 @@ def candidate_card(
             key=f"{key}_dl",
             on_click="ignore",
         )
+        if run_again is not None and ev is not None and ev.status == "interrupted":
+            row.button("Run again", key=f"{key}_run_again", on_click=run_again, args=(c,))
         for label, fn in (actions or {}).items():
             row.button(label, key=f"{key}_{label}", on_click=fn, args=(c,))

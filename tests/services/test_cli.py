@@ -64,6 +64,15 @@ def test_run_prints_one_json_object_recorded_transcript(default_ctx, files, caps
     assert view.best.id == data["best_candidate_id"]
     # The second turn asked to improve the best version so far: still the baseline then.
     assert view.candidates[2].parent_id == view.baseline.id
+    # its work was recorded as jobs, like the app's, and `jobs --json` lists them
+    assert main(["jobs", "--session", str(data["session_id"]), "--json"]) == 0
+    jobs = json.loads(capsys.readouterr().out)
+    assert [(j["kind"], j["state"], j["error"]) for j in jobs] == [
+        ("validation", "done", None),
+        ("turn", "done", None),
+        ("turn", "done", None),
+    ]
+    assert all(j["session_id"] == data["session_id"] for j in jobs)
 
 
 def test_run_with_a_missing_entry_point_exits_2_with_the_message(default_ctx, files, capsys):

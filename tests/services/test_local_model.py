@@ -42,3 +42,32 @@ def test_one_turn_with_the_local_model_stores_reply_and_routing(ctx):
     reply = stored.messages[1]
     assert reply.role == "assistant" and reply.model == "perfloop-moe/default"
     assert reply.routing_trace_id == trace.id and reply.completion_tokens == len(routing)
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_the_local_models_tokens_and_routing_reach_the_job_row_while_streaming(ctx):
+    import time
+
+    job = services.submit_job(
+        "routing probe",
+        params={"prompt": "Write a Python function that reverses a string.", "max_tokens": 96},
+        ctx=ctx,
+    )
+    live = None
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        snap = services.get_job(job.id, ctx=ctx)
+        if snap.state == "running" and snap.routing_tail and snap.text:
+            live = snap
+            break
+        if snap.finished:
+            break
+        time.sleep(0.05)
+    assert live is not None, "no snapshot showed routing while the model was writing"
+    assert live.routing_tail[-1].index + 1 >= len(live.routing_tail)
+    assert len(live.routing_tail[0].experts) > 0  # one list of experts per layer
+    done = services.wait_job(job.id, 300, ctx=ctx)
+    assert done.state == "done", done.error
+    assert done.text == done.result.text and done.tokens > live.tokens
+    assert len(done.routing_tail) == min(done.result.tokens, 64)

@@ -155,26 +155,25 @@ def test_a_missing_key_fails_before_the_call_and_keeps_the_request_mock_provider
 
 def test_a_turn_runs_in_the_background_and_can_be_polled_mock_provider(ctx, session):
     ctx.llm_options = {"mock_response": "No code this time, sorry."}
-    job = services.start_turn(session.info.id, "hello", ctx=ctx)
-    assert job.wait(60)
-    snap = services.get_job(job.id).snapshot()
+    job = services.submit_job("turn", session_id=session.info.id, params={"text": "hello"}, ctx=ctx)
+    snap = services.wait_job(job.id, 60, ctx=ctx)
     assert snap.state == "done", snap.error
     assert snap.text == "No code this time, sorry." and snap.tokens > 1
     assert isinstance(snap.result, services.TurnResult) and snap.result.notice
     assert [s for s, _ in snap.progress][:2] == ["prompt", "llm"]
-    assert job in services.list_jobs(session.info.id)
+    assert job.id in [j.id for j in services.list_jobs(session.info.id, ctx=ctx)]
 
 
 def test_a_background_turn_can_be_cancelled_recorded_transcript(ctx, session):
     recorded.install(["word " * 400], delay_s=0.01)
-    job = services.start_turn(session.info.id, "go", ctx=ctx)
+    job = services.submit_job("turn", session_id=session.info.id, params={"text": "go"}, ctx=ctx)
     deadline = time.monotonic() + 30
-    while job.snapshot().tokens == 0 and time.monotonic() < deadline:
+    while services.get_job(job.id, ctx=ctx).tokens == 0 and time.monotonic() < deadline:
         time.sleep(0.01)
-    job.cancel()
-    assert job.wait(60)
-    snap = job.snapshot()
+    services.cancel_job(job.id, ctx=ctx)
+    snap = services.wait_job(job.id, 60, ctx=ctx)
     assert snap.state == "cancelled"
+    assert 0 < len(snap.text) < len("word " * 400), "the row keeps the partial reply"
     msgs, _ = rows(ctx, session.info.id)
     assert msgs[-1][1:3] == ("assistant", "error")
     assert 0 < len(msgs[-1][3]) < len("word " * 400), "the partial reply is kept"

@@ -46,12 +46,8 @@ def ui_context(sqlite_engine, monkeypatch) -> Iterator:  # noqa: ANN001
 
 
 def _forget_jobs() -> None:
-    """Jobs live in a process-wide registry and every test database has a session #1: let the
-    next test start with none."""
-    from app.services.jobs import forget_finished
-
+    """Let every job of the test end before its database goes (jobs are rows of it)."""
     wait_for_jobs()
-    forget_finished(older_than_s=-1)
 
 
 def _open_page(page: str, **query: str) -> AppTest:
@@ -82,10 +78,10 @@ def wait_for_jobs(timeout: float = 240.0) -> list:
     """Block until every background job has finished; their final snapshots."""
     from app import services
 
-    jobs = services.list_jobs()
-    for job in jobs:
-        assert job.wait(timeout), f"job {job.id} ({job.kind}) still running after {timeout} s"
-    return [j.snapshot() for j in jobs]
+    snaps = [services.wait_job(job.id, timeout) for job in services.list_jobs()]
+    for snap in snaps:
+        assert snap.finished, f"job {snap.id} ({snap.kind}) still {snap.state} after {timeout} s"
+    return snaps
 
 
 def chart(at: AppTest, key: str) -> dict:

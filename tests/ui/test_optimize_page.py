@@ -108,7 +108,7 @@ def test_a_running_job_never_blocks_a_page_and_can_be_stopped(app_at) -> None:  
     import threading
     import time
 
-    from app.services import ui_support
+    from app.services import job_kinds
     from app.ui import examples
 
     sid = services.create_session(
@@ -119,12 +119,13 @@ def test_a_running_job_never_blocks_a_page_and_can_be_stopped(app_at) -> None:  
     ).info.id
     gate = threading.Event()
 
-    def slow_evaluation(*, on_progress) -> None:  # noqa: ANN001
+    def slow_evaluation(session_id, params, *, on_progress, **_) -> None:  # noqa: ANN001
         on_progress("tests", {"candidate_id": 1})
         gate.wait(60)
         on_progress("timing", {"candidate_id": 1})  # a stop request takes effect here
 
-    job = ui_support.start_background("evaluation", slow_evaluation, session_id=sid)
+    job_kinds.register(job_kinds.JobKind("test evaluation", slow_evaluation))
+    job = services.submit_job("test evaluation", session_id=sid)
     try:
         at = app_at("optimize", session=str(sid))
         started = time.perf_counter()
@@ -136,7 +137,6 @@ def test_a_running_job_never_blocks_a_page_and_can_be_stopped(app_at) -> None:  
         at.button(key=f"stop_job_{job.id}").click().run()
     finally:
         gate.set()
-    assert job.wait(10)
+    assert services.wait_job(job.id, 10).state == "cancelled"
     at.run()
-    assert job.snapshot().state == "cancelled"
     assert any("Stopped" in i.value for i in at.info)

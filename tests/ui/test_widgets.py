@@ -120,14 +120,3 @@ def test_classroom_series_grows_with_the_steps() -> None:
     assert ui_support.series_until(steps, 0) == []
     assert [p.candidate_id for p in ui_support.series_until(steps, 2)] == [1]
     assert [p.iteration for p in ui_support.series_until(steps, 3)] == [0, 1]
-
-
-def test_start_background_passes_only_the_callbacks_a_function_takes() -> None:
-    def takes_progress(x: int, *, on_progress=None) -> int:  # noqa: ANN001
-        on_progress("step", {})
-        return x + 1
-
-    job = ui_support.start_background("t", takes_progress, 1)
-    assert job.wait(10)
-    snap = job.snapshot()
-    assert snap.result == 2 and snap.progress == [("step", {})]

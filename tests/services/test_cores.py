@@ -1,0 +1,85 @@
+"""Fair timing under load: at most one sandbox evaluation per core at once, each pinned to its
+own core, and the processes it starts (the sandbox) inherit that core."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+from app.services.cores import core_lease, cores
+
+
+def test_a_lease_pins_the_thread_and_the_processes_it_starts():
+    everything = set(cores())
+    with core_lease() as cpu:
+        assert os.sched_getaffinity(0) == {cpu}
+        child = subprocess.run(
+            [sys.executable, "-c", "import os; print(sorted(os.sched_getaffinity(0)))"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert child.stdout.strip() == str([cpu])
+    assert os.sched_getaffinity(0) == everything
+
+
+HOLDER = """
+import sys, time
+from app.services.cores import core_lease
+with core_lease() as cpu:
+    print(cpu, flush=True)
+    time.sleep(float(sys.argv[1]))
+"""
+
+
+def test_a_core_leased_by_another_process_is_not_handed_out():
+    from tests.conftest import ROOT
+
+    n = len(cores())
+    holders = [
+        subprocess.Popen(
+            [sys.executable, "-c", HOLDER, "3"], cwd=ROOT, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(n)
+    ]
+    try:
+        held = {int(h.stdout.readline()) for h in holders}
+        assert held == set(cores()), "each process got its own core"
+        started = time.monotonic()
+        with core_lease():  # every core is taken by the other processes: this one waits
+            waited = time.monotonic() - started
+        assert waited > 1.0
+    finally:
+        for h in holders:
+            h.wait(30)
+            h.stdout.close()
+
+
+def test_never_more_evaluations_at_once_than_cores_and_never_two_on_one_core():
+    n = len(cores())
+    lock = threading.Lock()
+    inside: set[int] = set()
+    most = 0
+    clashes = []
+
+    def evaluation() -> None:
+        nonlocal most
+        with core_lease() as cpu:
+            with lock:
+                if cpu in inside:
+                    clashes.append(cpu)
+                inside.add(cpu)
+                most = max(most, len(inside))
+            time.sleep(0.05)
+            with lock:
+                inside.discard(cpu)
+
+    threads = [threading.Thread(target=evaluation) for _ in range(3 * n + 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert most == n and not clashes
