@@ -7,8 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from app.services._convert import session_info
 from app.services.context import Context
 from app.services.errors import NotFound, SandboxFailed
+from app.services.views import SessionInfo
 from db import queries
 from db.engine import unit_of_work
 from db.errors import NotFound as RowNotFound
@@ -33,6 +35,21 @@ def trusted_tests(tests: list[TestCase]) -> str | None:
     return "\n\n\n".join(parts) + "\n" if parts else None
 
 
+def sandbox_fields(info: SessionInfo) -> dict[str, Any]:
+    """The TASK.json fields of a module session (project, module, environment,
+    project_tests); {} for a pasted module."""
+    if not info.is_module:
+        return {}
+    fields: dict[str, Any] = {"module": info.module}
+    if info.project_path:
+        fields["project"] = info.project_path
+    if info.environment:
+        fields["environment"] = info.environment
+    if info.project_tests:
+        fields["project_tests"] = list(info.project_tests)
+    return fields
+
+
 def run_sandbox(
     ctx: Context,
     *,
@@ -44,13 +61,16 @@ def run_sandbox(
     on_progress: ProgressFn | None = None,
     progress_info: dict[str, Any] | None = None,
     timing: dict[str, Any] | None = None,
+    source: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``sandbox.evaluate`` with the context's backend, limits and timing options. A sandbox
-    usage error (backend unavailable, malformed task) becomes ``SandboxFailed``."""
+    usage error (backend unavailable, malformed task) becomes ``SandboxFailed``. ``source``:
+    a module session's TASK.json fields (project, module, environment, project_tests)."""
     import sandbox
     from sandbox.errors import SandboxError
 
     task: dict[str, Any] = {"baseline": baseline, "entry": entry, "workload": workload}
+    task.update(source or {})
     if candidate is not None:
         task["candidate"] = candidate
     else:
@@ -144,6 +164,7 @@ def evaluate_now(
             "workload": sess.workload_source,
             "candidate": None if baseline_mode else cand.source,
             "tests": tests,
+            "source": sandbox_fields(session_info(sess)),
         }
         row = queries.add_evaluation(
             session=s,

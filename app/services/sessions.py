@@ -309,7 +309,12 @@ def validate_session(
         raise NotFound("baseline of session", session_id)
     stored = {"session_id": session_id, "candidate_id": baseline.id}
     try:
-        static_checks(info.baseline_source, info.entry_point, info.workload_source, tests)
+        if info.is_module:
+            from app.services.projects import static_checks as module_checks
+
+            module_checks(info, tests)
+        else:
+            static_checks(info.baseline_source, info.entry_point, info.workload_source, tests)
     except InvalidInput as exc:
         exc.stored.update(stored)
         exc.stored["message_id"] = _record_validation(c, session_id, False, str(exc), exc.field)
