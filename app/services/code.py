@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import re
+import textwrap
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -213,6 +214,8 @@ def extract_code(
         if not block.strip():
             problems.append(f"{label} is empty")
             continue
+        if spliced:
+            block = textwrap.dedent(block)  # a method copied with its class's indentation
         err = parse_error(block)
         if err is not None:
             problems.append(f"{label} is not valid Python ({err[0]})")
@@ -357,6 +360,7 @@ def splice(base: str, block: str, qualname: str) -> tuple[str, list[str]]:
     defs, classes and constants replace the base's of the same name or are added at the end;
     new imports go after the base's imports; other statements of the block are ignored.
     """
+    block = textwrap.dedent(block)
     base_tree = ast.parse(base)
     tree = ast.parse(block)
     sp = _Splice(base)

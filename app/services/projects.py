@@ -231,3 +231,26 @@ def static_checks(info: SessionInfo, tests: str | None) -> None:
                 f"The project test {node!r} names {path}, which is not in the project",
                 field="tests",
             )
+
+
+def candidate_patch(
+    session_id: int, candidate_id: int | None = None, *, ctx: Context | None = None
+) -> str:
+    """A candidate (default: the session's best) as a unified diff against the original file,
+    its path relative to the project root (``target.py`` for a pasted module); "" when the
+    candidate is the original."""
+    from app.services.errors import NotFound
+    from app.services.patches import unified_patch
+
+    view = sessions.get_session(session_id, ctx=ctx)
+    if candidate_id is None:
+        cand = view.best or view.baseline
+    else:
+        cand = next((x for x in view.candidates if x.id == candidate_id), None)
+    if cand is None:
+        raise NotFound("candidate", candidate_id)
+    return unified_patch(view.info.baseline_source, cand.source, patch_path(view.info))
+
+
+def patch_path(info: SessionInfo) -> str:
+    return info.module_file or "target.py"

@@ -113,6 +113,8 @@ def find_module(
     for i in range(len(parts)):
         name = ".".join(parts[: i + 1])
         spec = importlib.machinery.PathFinder.find_spec(name, locations)
+        if spec is None and i == 0 and name in sys.builtin_module_names:
+            raise TargetError(f"`{name}` is built into the interpreter: it has no Python source")
         if spec is None:
             where = f"the project {project}" if project is not None else "the environment"
             raise TargetError(f"No module `{name}` was found in {where}")
