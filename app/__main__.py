@@ -47,8 +47,12 @@ def _parser() -> argparse.ArgumentParser:
         "--env",
         help="the environment the code under test imports from: a venv root or site-packages",
     )
+    run.add_argument("--workload", help="a .py file defining cases() (or run() for a target)")
     run.add_argument(
-        "--workload", required=True, help="a .py file defining cases() (or run() for a target)"
+        "--example",
+        choices=("pillow",),
+        help="the built-in example: Pillow 10.1.0's ImageStat.Stat._getextrema (installed on "
+        "first use into the data directory); sets --target, --env and --workload",
     )
     run.add_argument(
         "--tests",
@@ -65,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("session_id", type=int)
     exp.add_argument("--format", choices=("md", "html", "json", "patch"), default="md")
     exp.add_argument("--output", "-o", help="write to this file instead of stdout")
+    exp.add_argument(
+        "--candidate", type=int, help="with --format patch: this candidate instead of the best"
+    )
     return p
 
 
@@ -118,7 +125,17 @@ def _create(args: argparse.Namespace, progress: Any) -> Any:
     from app import services
     from app.services.projects import create_project_session
 
-    workload = _read(args.workload, "workload")
+    if args.example == "pillow":
+        from app.services.examples import pillow_example
+
+        ex = pillow_example(on_progress=progress)
+        args.target, args.env = args.target or ex.target, args.env or str(ex.environment)
+        args.title = args.title or ex.title
+        workload = _read(args.workload, "workload") if args.workload else ex.workload_source
+    elif not args.workload:
+        raise SystemExit("perfloop: --workload FILE is required")
+    else:
+        workload = _read(args.workload, "workload")
     if args.target:
         if args.code or args.entry:
             raise SystemExit("perfloop: use either --code/--entry or --target, not both")
@@ -162,7 +179,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(text, file=err, flush=True)
 
     def progress(stage: str, info: dict[str, Any]) -> None:
-        if not quiet and stage in ("validate", "llm", "timing", "done"):
+        if not quiet and stage == "install":
+            say(f"  [install] {info.get('message', '')}")
+        elif not quiet and stage in ("validate", "llm", "timing", "done"):
             target = f" candidate {info['candidate_id']}" if info.get("candidate_id") else ""
             say(f"  [{stage}]{target}")
 
@@ -184,6 +203,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     sid = view.info.id
     say(f"session {sid}: baseline evaluated; {args.turns} turn(s) with {view.info.model}")
+    coverage = baseline_coverage(view)
+    if coverage:
+        say(
+            f"coverage: {coverage['text']}"
+            + (f"\n  {coverage['warning']}" if coverage["warning"] else "")
+        )
     notices: list[str] = []
     done = 0
     for turn in range(1, max(0, args.turns) + 1):
@@ -231,7 +256,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         if args.format == "patch":
             from app.services.projects import candidate_patch
 
-            text = candidate_patch(args.session_id)
+            text = candidate_patch(args.session_id, args.candidate)
         else:
             text = services.export_session(args.session_id, args.format)
     except services.ServiceError as exc:

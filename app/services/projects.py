@@ -79,7 +79,7 @@ def unpack_upload(data: bytes, filename: str, *, ctx: Context | None = None) -> 
     (``data/sessions/<key>/project``); returns the project root. ``ArchiveRefused`` (with the
     reason; the folder removed) for an unsafe or oversized archive."""
     c = get_context(ctx)
-    folder = sessions_dir(c) / uuid.uuid4().hex
+    folder = sessions_dir(c).resolve() / uuid.uuid4().hex
     try:
         return unpack_archive(data, filename, folder / "project")
     except BaseException:
@@ -238,13 +238,18 @@ def candidate_patch(
 ) -> str:
     """A candidate (default: the session's best) as a unified diff against the original file,
     its path relative to the project root (``target.py`` for a pasted module); "" when the
-    candidate is the original."""
-    from app.services.errors import NotFound
+    candidate is the original. ``NotFound`` when the session has no best candidate yet."""
+    from app.services.errors import NotFound, ServiceError
     from app.services.patches import unified_patch
 
     view = sessions.get_session(session_id, ctx=ctx)
     if candidate_id is None:
-        cand = view.best or view.baseline
+        cand = view.best
+        if cand is None:
+            raise ServiceError(
+                f"Session {session_id} has no best candidate yet (none is correct and measured "
+                "faster); choose a candidate to export its patch."
+            )
     else:
         cand = next((x for x in view.candidates if x.id == candidate_id), None)
     if cand is None:
