@@ -93,6 +93,7 @@ def resolve_source(
     *,
     project: str | Path | None = None,
     environment: str | Path | None = None,
+    archive: tuple[bytes, str] | None = None,
     ctx: Context | None = None,
 ) -> tuple[Target, str]:
     """(the resolved target, the source kind). ``project`` may be a directory or an archive
@@ -100,7 +101,9 @@ def resolve_source(
     in ``environment`` or the app's own packages."""
     kind = "installed"
     root: Path | None = None
-    if project is not None and str(project).strip():
+    if archive is not None:
+        root, kind = unpack_upload(archive[0], archive[1], ctx=ctx), "archive"
+    elif project is not None and str(project).strip():
         path = Path(project).expanduser()
         if path.is_file() and is_archive(path):
             root = unpack_upload(path.read_bytes(), path.name, ctx=ctx)
@@ -138,6 +141,7 @@ def create_project_session(
     target: str,
     workload_source: str,
     project: str | Path | None = None,
+    archive: tuple[bytes, str] | None = None,
     environment: str | Path | None = None,
     project_tests: list[str] | None = None,
     tests_source: str | None = None,
@@ -152,14 +156,17 @@ def create_project_session(
     on_progress: sessions.ProgressFn | None = None,
     ctx: Context | None = None,
 ) -> SessionView:
-    """A session on ``target`` (MODULE:QUALNAME) in a project directory or archive, or in an
-    installed package (``project`` omitted; ``environment`` names the packages' directory).
+    """A session on ``target`` (MODULE:QUALNAME) in a project directory or archive file
+    (``project``), an uploaded archive (``archive``: its bytes and file name), or an installed
+    package (neither; ``environment`` names the packages' directory, default the app's).
 
     The target is resolved first (``TargetError``, ``ArchiveRefused``, ``InvalidInput``: nothing
     is stored, nothing ran); then the session is stored with the module's whole source as
     its baseline and validated like any other (see ``sessions.validate_session``)."""
     c = get_context(ctx)
-    t, kind = resolve_source(target, project=project, environment=environment, ctx=c)
+    t, kind = resolve_source(
+        target, project=project, environment=environment, archive=archive, ctx=c
+    )
     columns = source_columns(t, kind, environment, project_tests)
     if columns["project_tests"] and columns["project_path"] is None:
         raise InvalidInput(
@@ -259,3 +266,51 @@ def candidate_patch(
 
 def patch_path(info: SessionInfo) -> str:
     return info.module_file or "target.py"
+
+
+def discover_tests(root: str | Path, *, limit: int = 300) -> list[str]:
+    """The project's test files (``test_*.py``, ``*_test.py``), relative to its root, for the
+    person to pick from; hidden folders, virtualenvs and ``node_modules`` are skipped."""
+    root = Path(root)
+    skip = {"node_modules", "site-packages", "__pycache__", "build", "dist"}
+    found: list[str] = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root)
+        if any(p.startswith(".") or p in skip or p.endswith("venv") for p in rel.parts[:-1]):
+            continue
+        if path.name.startswith("test_") or path.name.endswith("_test.py"):
+            found.append(rel.as_posix())
+            if len(found) >= limit:
+                break
+    return found
+
+
+@dataclass(frozen=True)
+class CardDetails:
+    """What a candidate card of a module session shows besides the verdict."""
+
+    hints: list[Any]  # hints.Hint, on the whole module
+    hot: list[Any]  # hints.HotHint: those on lines the profile says are hot
+    coverage: Coverage | None  # the tests' coverage of the target (the baseline's verdict)
+    patch: str  # unified diff against the original file ("" for the original)
+    patch_name: str  # a file name for the download
+
+
+def card_details(view: SessionView, candidate_id: int) -> CardDetails:
+    """Static hints (ruff PERF + speed FURB) on this version, the ones on its hot lines, the
+    tests' coverage of the target and the version's patch."""
+    from app.services.hints import hot_hints, performance_hints
+    from app.services.patches import unified_patch
+
+    c = view.candidate(candidate_id)
+    info = view.info
+    hints = performance_hints(c.source, filename=Path(patch_path(info)).name)
+    profile = c.evaluation.line_profile if c.evaluation else []
+    base_ev = view.baseline.evaluation if view.baseline else None
+    return CardDetails(
+        hints=hints,
+        hot=hot_hints(hints, profile),
+        coverage=Coverage.of(base_ev.coverage if base_ev else None),
+        patch=unified_patch(info.baseline_source, c.source, patch_path(info)),
+        patch_name=f"session{info.id}-candidate{c.id}.patch",
+    )

@@ -76,9 +76,11 @@ def candidate_card(
     key: str,
     actions: dict[str, Callable[[CandidateView], None]] | None = None,
     expanded: bool = True,
+    extras: Callable[[CandidateView, str], None] | None = None,
 ) -> None:
     """One proposed version: verdict, diff vs parent, line profile, code (copy), download and
-    the page's actions (``{"Mark best": fn, ...}`` — each becomes a button)."""
+    the page's actions (``{"Mark best": fn, ...}`` — each becomes a button). ``extras(c, key)``
+    draws more next to the line profile (a module session's hints, coverage and patch)."""
     ev = c.evaluation
     best = " ⭐ best" if c.is_best else ""
     title = f"{verdict_badge(ev)} Candidate #{c.id} · {c.origin} · iteration {c.iteration}{best}"
@@ -106,6 +108,8 @@ def candidate_card(
                     st.caption(f"Peak memory {ev.peak_memory_bytes / 2**20:.1f} MiB")
             else:
                 st.caption("No line profile for this version.")
+            if extras is not None:
+                extras(c, key)
         with tabs[2]:
             st.code(c.source, language="python", line_numbers=True)
         row = st.container(horizontal=True)  # buttons wrap instead of being cut off

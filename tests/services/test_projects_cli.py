@@ -213,7 +213,6 @@ def test_the_pillow_example_end_to_end_through_the_cli_recorded_transcript(
     captured = capsys.readouterr()
     assert code == 0, captured.err
     data = json.loads(captured.out)
-    print(json.dumps(data, indent=1), file=sys.stderr)
     assert data["target"] == PILLOW_TARGET
     assert data["candidates_tried"] == 2 and data["candidates_correct"] == 2
     assert data["coverage"]["lines"] > 0
@@ -223,23 +222,19 @@ def test_the_pillow_example_end_to_end_through_the_cli_recorded_transcript(
     assert view.info.baseline_source == (pillow_env / "PIL/ImageStat.py").read_text()
     assert "n = min(n, i)" in view.info.baseline_source
     early, best = view.candidates[1], view.candidates[2]
-    print(
-        "Pillow 10.1.0 _getextrema:",
-        [(c.evaluation.speedup, c.evaluation.ci_low, c.evaluation.ci_high) for c in (early, best)],
-        "coverage:",
-        data["coverage"],
-        file=sys.stderr,
-    )
+    with capsys.disabled():  # the figures of the closing note
+        print("\nCLI JSON:", json.dumps(data), file=sys.stderr)
     for c in (early, best):
         assert c.evaluation.correct, c.evaluation.error
         assert c.evaluation.verdict == "faster" and c.evaluation.speedup > 2
-    print(
-        f"Pillow 10.1.0 _getextrema: early exit ×{early.evaluation.speedup:.1f} "
-        f"(CI {early.evaluation.ci_low:.1f}–{early.evaluation.ci_high:.1f}); best "
-        f"×{best.evaluation.speedup:.1f} (CI {best.evaluation.ci_low:.1f}–"
-        f"{best.evaluation.ci_high:.1f})",
-        file=sys.stderr,
-    )
+    with capsys.disabled():
+        print(
+            f"Pillow 10.1.0 _getextrema: early exit ×{early.evaluation.speedup:.1f} "
+            f"(CI {early.evaluation.ci_low:.1f}–{early.evaluation.ci_high:.1f}); best "
+            f"×{best.evaluation.speedup:.1f} (CI {best.evaluation.ci_low:.1f}–"
+            f"{best.evaluation.ci_high:.1f})",
+            file=sys.stderr,
+        )
     # The model saw the static hint on the hot line of the original.
     prompt = transcript.calls[0][-1]["content"]
     assert "PERF401" in prompt and "% of time)" in prompt
