@@ -117,6 +117,9 @@ def import_module(name: str, source_path: str):  # noqa: ANN201
     """Import ``name`` with this side's source. The finder goes in before anything is
     imported: a package ``__init__`` that imports the module must get this side's too."""
     sys.meta_path.insert(0, SourceOverlay(name, source_path))
+    # A module the harness itself imported (from the standard library, say) is imported
+    # afresh, so that this side's source is the one the code under test gets.
+    sys.modules.pop(name, None)
     module = importlib.import_module(name)
     _require_source(name, getattr(module, "__file__", None))
     return module
