@@ -220,6 +220,11 @@ def _directory(value: Any, key: str) -> Path | None:
     path = Path(value).expanduser()
     if not path.is_dir():
         raise InvalidTask(f"task field {key!r}: {value!r} is not a directory on this machine")
+    if path.stat().st_mode & 0o005 != 0o005:
+        raise InvalidTask(
+            f"task field {key!r}: {value!r} must be readable by other users (chmod o+rx): "
+            "the sandbox runs the code as an unprivileged user of its own"
+        )
     return path.resolve()
 
 

@@ -175,7 +175,7 @@ def test_a_method_of_a_project_is_optimized_in_place(run_project, tmp_path):
     # The node id selected one of the two tests; it ran on the baseline and the candidate.
     assert verdict["tests"] == {"passed": 1, "failed": 0, "failures": [], "ran": True}
     assert verdict["equivalent"] is True and verdict["mismatches"] == []
-    assert verdict["verdict"] == "faster" and verdict["speedup"] > 3
+    assert verdict["verdict"] == "faster" and verdict["speedup"] > 2  # ~50x unloaded
     # Coverage of the baseline's Stat.extrema by test_extrema: every body statement but the
     # "return None" of an empty Stat (the docstring is not a statement).
     assert verdict["coverage"] == {
@@ -276,6 +276,20 @@ def test_targets_that_cannot_be_optimized(run_project, tmp_path, entry, expected
     assert expected in verdict["message"]
 
 
+def test_a_candidate_cannot_write_into_the_project(run_project, tmp_path):
+    project = make_project(tmp_path)
+    before = tree_digest(project)
+    writer = (
+        "import os\n"
+        "with open(os.path.join(os.path.dirname(__file__), 'planted.py'), 'w') as f:\n"
+        "    f.write('x = 1')\n" + fast_stats()
+    )
+    verdict = run_project(project, writer)
+    assert verdict["status"] == "failed" and verdict["error_stage"] == "import"
+    assert "Read-only file system" in verdict["message"]
+    assert tree_digest(project) == before
+
+
 def test_nested_functions_are_refused_before_running():
     with pytest.raises(InvalidTask, match="nested function or a lambda"):
         sandbox.parse_task(
@@ -285,6 +299,30 @@ def test_nested_functions_are_refused_before_running():
         sandbox.parse_task(
             {"project": "/no/such/dir", "entry": "f", "baseline": "", "workload": ""}
         )
+
+
+def test_project_fields_are_checked_before_running(tmp_path):
+    project = make_project(tmp_path)
+    task = {"module": "mypkg.stats", "entry": "Stat.extrema", "baseline": "", "workload": ""}
+    with pytest.raises(InvalidTask, match="'tests/nope.py' does not exist in the project"):
+        sandbox.parse_task({**task, "project": str(project), "project_tests": ["tests/nope.py"]})
+    with pytest.raises(InvalidTask, match="relative to the project root"):
+        sandbox.parse_task({**task, "project": str(project), "project_tests": ["../x.py"]})
+    with pytest.raises(InvalidTask, match="needs a 'project'"):
+        sandbox.parse_task({**task, "project_tests": ["tests/test_stats.py"]})
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    with pytest.raises(InvalidTask, match="readable by other users"):
+        sandbox.parse_task({**task, "project": str(private)})
+    venv = tmp_path / "venv" / "lib" / "python3.9" / "site-packages"
+    venv.mkdir(parents=True)
+    with pytest.raises(InvalidTask, match="is for python3.9; the sandbox runs python3"):
+        sandbox.parse_task({**task, "environment": str(tmp_path / "venv")})
+    parsed = sandbox.parse_task(
+        {**task, "project": str(project), "project_tests": ["tests/test_stats.py::test_empty"]}
+    )
+    assert parsed.project == str(project) and parsed.module == "mypkg.stats"
+    assert parsed.project_tests == ("tests/test_stats.py::test_empty",)
 
 
 def test_a_c_extension_module_is_refused(run_project):
