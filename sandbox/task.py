@@ -165,6 +165,11 @@ def parse_task(data: Any) -> Task:
     tests = _source(data, "tests", required=False)
     module = _dotted(data.get("module"), "module")
     entry = data.get("entry")
+    if isinstance(entry, str) and ":" in entry:  # the target as MODULE:QUALNAME
+        named, entry = entry.split(":", 1)
+        if module is not None and named != module:
+            raise InvalidTask(f"task field 'entry' names module {named!r}, 'module' {module!r}")
+        module = _dotted(named, "module")
     if module is None:
         if not isinstance(entry, str) or not entry.isidentifier():
             raise InvalidTask(f"task field 'entry' must be a function name, got {entry!r}")
