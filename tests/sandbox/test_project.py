@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import textwrap
 from pathlib import Path
 
@@ -82,13 +83,31 @@ FAST_EXTREMA = '''\
             return None
         return (int(self.values.min()), int(self.values.max()))
 '''
+# The project's own pytest configuration and conftest.py apply: with --strict-markers an
+# unregistered "stats" marker, or a missing "small" fixture, would fail the test.
+PYPROJECT = """\
+[tool.pytest.ini_options]
+addopts = "--strict-markers"
+markers = ["stats: tests of mypkg.stats"]
+"""
+CONFTEST = """\
+import pytest
+
+
+@pytest.fixture
+def small():
+    return [3, 1, 2]
+"""
 PROJECT_TESTS = """\
+import pytest
+
 import mypkg
 from mypkg import Stat
 
 
-def test_extrema():
-    s = Stat([3, 1, 2])
+@pytest.mark.stats
+def test_extrema(small):
+    s = Stat(small)
     assert s.extrema() == (1, 3)
     assert s.calls == 1 and mypkg.READY
 
@@ -121,6 +140,8 @@ def make_project(root: Path, stats: str = STATS) -> Path:
         "mypkg/_util.py": UTIL,
         "mypkg/stats.py": stats,
         "tests/test_stats.py": PROJECT_TESTS,
+        "tests/conftest.py": CONFTEST,
+        "pyproject.toml": PYPROJECT,
     }.items():
         path = project / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -247,7 +268,7 @@ def test_static_and_class_methods_and_run_workload(run_project, tmp_path):
     assert verdict["verdict"] == "faster" and verdict["coverage"] is None
     run = (
         "from mypkg.stats import Stat\n\n"
-        "def run():\n    s = Stat.of(*range(5_000))\n    return [s.extrema() for _ in range(3)]\n"
+        "def run():\n    s = Stat.of(*range(2_000))\n    return [s.extrema() for _ in range(20)]\n"
     )
     verdict = run_project(project, fast_stats(), entry="Stat.of", workload=run, timing=SURE_TIMING)
     assert verdict["status"] == "ok", verdict["message"]
@@ -255,7 +276,7 @@ def test_static_and_class_methods_and_run_workload(run_project, tmp_path):
     wrong = fast_stats().replace("int(self.values.max())", "int(self.values.max()) + 1")
     verdict = run_project(project, wrong, workload=run)
     assert verdict["status"] == "failed" and verdict["mismatch_count"] == 1
-    assert "(0, 5000)" in verdict["mismatches"][0]["got"]
+    assert "(0, 2000)" in verdict["mismatches"][0]["got"]
 
 
 def test_a_project_that_does_not_import_gets_a_clear_message(run_project, tmp_path):
@@ -338,6 +359,10 @@ def test_project_fields_are_checked_before_running(tmp_path):
     venv.mkdir(parents=True)
     with pytest.raises(InvalidTask, match="is for python3.9; the sandbox runs python3"):
         sandbox.parse_task({**task, "environment": str(tmp_path / "venv")})
+    here = tmp_path / "venv311" / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    (here / "site-packages").mkdir(parents=True)
+    parsed = sandbox.parse_task({**task, "environment": str(tmp_path / "venv311")})
+    assert parsed.environment == str(here / "site-packages")
     parsed = sandbox.parse_task(
         {**task, "project": str(project), "project_tests": ["tests/test_stats.py::test_empty"]}
     )
