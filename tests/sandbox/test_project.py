@@ -367,6 +367,11 @@ def test_project_fields_are_checked_before_running(tmp_path):
         {**task, "project": str(project), "project_tests": ["tests/test_stats.py::test_empty"]}
     )
     assert parsed.project == str(project) and parsed.module == "mypkg.stats"
+    assert parsed.baseline == ""  # given: the task's, not the file's
+    without = {k: v for k, v in task.items() if k != "baseline"}
+    assert sandbox.parse_task({**without, "project": str(project)}).baseline == STATS
+    with pytest.raises(InvalidTask, match="the project has no module mypkg.nope"):
+        sandbox.parse_task({**without, "project": str(project), "module": "mypkg.nope"})
     assert parsed.project_tests == ("tests/test_stats.py::test_empty",)
 
 
