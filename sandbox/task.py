@@ -159,12 +159,17 @@ def parse_task(data: Any) -> Task:
     unknown = set(data) - _KNOWN_KEYS
     if unknown:
         raise InvalidTask(f"unknown task field(s) {sorted(unknown)}; known: {sorted(_KNOWN_KEYS)}")
-    baseline = _source(data, "baseline", required=True)
+    baseline = _source(data, "baseline", required=not (data.get("module") and data.get("project")))
     candidate = _source(data, "candidate", required=False)
     workload = _source(data, "workload", required=True)
     tests = _source(data, "tests", required=False)
     module = _dotted(data.get("module"), "module")
     entry = data.get("entry")
+    if isinstance(entry, str) and ":" in entry:  # the target as MODULE:QUALNAME
+        named, entry = entry.split(":", 1)
+        if module is not None and named != module:
+            raise InvalidTask(f"task field 'entry' names module {named!r}, 'module' {module!r}")
+        module = _dotted(named, "module")
     if module is None:
         if not isinstance(entry, str) or not entry.isidentifier():
             raise InvalidTask(f"task field 'entry' must be a function name, got {entry!r}")
@@ -172,6 +177,8 @@ def parse_task(data: Any) -> Task:
         raise InvalidTask("task field 'entry' is required (a function or Class.method name)")
     project = _project(data.get("project"))
     project_tests = _project_tests(data.get("project_tests"), project)
+    if baseline is None:  # a project's module: its file as it is
+        baseline = _module_source(project, module)
     mode = data.get("mode") or ("compare" if candidate is not None else "baseline")
     if mode not in MODES:
         raise InvalidTask(f"task field 'mode' must be one of {MODES}, got {mode!r}")
@@ -220,12 +227,25 @@ def _directory(value: Any, key: str) -> Path | None:
     path = Path(value).expanduser()
     if not path.is_dir():
         raise InvalidTask(f"task field {key!r}: {value!r} is not a directory on this machine")
+    if path.stat().st_mode & 0o005 != 0o005:
+        raise InvalidTask(
+            f"task field {key!r}: {value!r} must be readable by other users (chmod o+rx): "
+            "the sandbox runs the code as an unprivileged user of its own"
+        )
     return path.resolve()
 
 
 def _project(value: Any) -> str | None:
     path = _directory(value, "project")
     return None if path is None else str(path)
+
+
+def _module_source(project: str | None, module: str | None) -> str:
+    base = Path(project or ".", *(module or "").split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
+    raise InvalidTask(f"task field 'baseline' is missing and the project has no module {module}")
 
 
 def _project_tests(value: Any, project: str | None) -> tuple[str, ...]:

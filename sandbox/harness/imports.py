@@ -15,6 +15,7 @@ import importlib
 import importlib.abc
 import importlib.util
 import inspect
+import os
 import site
 import sys
 import traceback
@@ -117,6 +118,9 @@ def import_module(name: str, source_path: str):  # noqa: ANN201
     """Import ``name`` with this side's source. The finder goes in before anything is
     imported: a package ``__init__`` that imports the module must get this side's too."""
     sys.meta_path.insert(0, SourceOverlay(name, source_path))
+    # A module the harness itself imported (from the standard library, say) is imported
+    # afresh, so that this side's source is the one the code under test gets.
+    sys.modules.pop(name, None)
     module = importlib.import_module(name)
     _require_source(name, getattr(module, "__file__", None))
     return module
@@ -125,10 +129,14 @@ def import_module(name: str, source_path: str):  # noqa: ANN201
 def describe_import_error(exc: BaseException, module: str) -> str:
     """One line: what failed and where in the project, without the traceback."""
     where = ""
-    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        if "importlib" not in frame.filename and "perfloop_harness" not in frame.filename:
-            where = f" (at {frame.filename}, line {frame.lineno})"
-            break
+    if isinstance(exc, SyntaxError) and exc.filename:
+        where = f" (at {exc.filename}, line {exc.lineno})"
+    else:
+        harness = os.path.dirname(os.path.abspath(__file__))
+        for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+            if not frame.filename.startswith(("<frozen", harness)):
+                where = f" (at {frame.filename}, line {frame.lineno})"
+                break
     return f"importing {module} raised {type(exc).__name__}: {str(exc)[:800]}{where}"
 
 

@@ -63,7 +63,28 @@ def _project_config(rootdir: str) -> list[str]:
     return []
 
 
-def run_tests(paths: list[str], rootdir: str, cover: tuple[str, str] | None = None) -> dict:
+def _environment_plugins(environment_dir: str | None) -> list[str]:
+    """``-p`` for each pytest plugin installed in the project's environment: plugins are not
+    auto-loaded (the sandbox's own, perfloop's tooling, are none of the tests' business and
+    cost seconds per run), but a project's tests may rely on those of their environment."""
+    if not environment_dir:
+        return []
+    from importlib.metadata import distributions
+
+    out = []
+    for dist in distributions(path=[environment_dir]):
+        for ep in dist.entry_points:
+            if ep.group == "pytest11":
+                out += ["-p", ep.module]
+    return out
+
+
+def run_tests(
+    paths: list[str],
+    rootdir: str,
+    cover: tuple[str, str] | None = None,
+    environment_dir: str | None = None,
+) -> dict:
     """Run pytest on ``paths``; ``cover`` = (file, qualname) of the target to measure."""
     try:
         import pytest
@@ -75,6 +96,7 @@ def run_tests(paths: list[str], rootdir: str, cover: tuple[str, str] | None = No
                 "message": "pytest is not installed in the sandbox",
             }
         }
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # this process runs nothing else
     collector = _Collector()
     project = any(os.path.basename(p.partition("::")[0]) != TASK_TESTS for p in paths)
     args = [
@@ -91,12 +113,12 @@ def run_tests(paths: list[str], rootdir: str, cover: tuple[str, str] | None = No
         "-W",
         "default",
         "--capture=no",
+        *_environment_plugins(environment_dir),
     ]
     measure = _Coverage(*cover) if cover else None
-    if measure:
-        measure.start()
+    plugins = [collector, measure] if measure else [collector]
     try:
-        code = pytest.main(args, plugins=[collector])
+        code = pytest.main(args, plugins=plugins)
     except BaseException as exc:  # noqa: BLE001 - a test or import that exits pytest itself
         collector.failures.append({"name": "session", "message": f"{type(exc).__name__}: {exc}"})
         code = 1
@@ -132,6 +154,7 @@ class _Coverage:
         self.filename = filename
         self.qualname = qualname
         self.cov = None
+        self.running = False
         try:
             import coverage
         except ImportError:
@@ -140,13 +163,16 @@ class _Coverage:
             data_file=None, config_file=False, include=[filename], branch=False
         )
 
-    def start(self) -> None:
+    def pytest_sessionstart(self, session) -> None:  # noqa: ANN001
+        # After pytest's own start-up (not worth tracing), before the tests are collected.
         if self.cov is not None:
             self.cov.start()
+            self.running = True
 
     def stop(self) -> None:
-        if self.cov is not None:
+        if self.running:
             self.cov.stop()
+            self.running = False
 
     def report(self) -> dict | None:
         span = function_lines(self.filename, self.qualname)

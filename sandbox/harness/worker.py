@@ -334,7 +334,9 @@ class Worker:
         cover = None
         if message.get("coverage") and inspect.isfunction(self.function):
             cover = (self.function.__code__.co_filename, self.config["entry"])
-        result = run_tests(message["paths"], message["rootdir"], cover)
+        result = run_tests(
+            message["paths"], message["rootdir"], cover, self.config.get("environment_dir")
+        )
         self.check("after the tests")
         return result
 
