@@ -16,6 +16,7 @@ from app import services
 from app.services.projects import Coverage, candidate_patch, create_project_session
 from app.services.targets import TargetError
 from tests.llm import recorded
+from tests.sandbox.conftest import docker_engine, docker_image  # noqa: F401 - fixtures
 from tests.services.conftest import reply_with
 from tests.services.projectkit import FASTER_METHOD, WORKLOAD, WRONG_METHOD, write_project
 
@@ -155,3 +156,24 @@ def test_a_workload_without_cases_or_run_is_refused(project, ctx):
 def test_a_missing_project_test_file_is_named(project, ctx):
     with pytest.raises(services.InvalidInput, match="tests/test_nope.py"):
         _session(project, ctx, tests=["tests/test_nope.py::test_x"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["bwrap", pytest.param("docker", marks=pytest.mark.docker)])
+def test_a_project_method_session_on_each_backend_recorded_transcript(
+    project, sqlite_engine, make_ctx, backend, request
+):
+    if backend == "docker":
+        request.getfixturevalue("docker_image")
+    ctx = make_ctx(sqlite_engine, sandbox_backend=backend, allow_process=False)
+    view = _session(project, ctx)
+    assert view.ready, view.validation_error
+    assert view.baseline.evaluation.backend == backend
+    assert view.baseline.evaluation.coverage == {"lines": 12, "covered": 11, "missing": [32]}
+    recorded.install([reply_with(FASTER_METHOD)])
+    cand = services.run_turn(view.info.id, model="recorded/transcript", ctx=ctx).candidates[0]
+    assert cand.evaluation.backend == backend
+    assert cand.evaluation.correct is True, cand.evaluation.error
+    assert cand.evaluation.tests_passed == 1
+    # The sandbox never wrote into the project (no __pycache__, nothing new).
+    assert not list(project.rglob("__pycache__"))
