@@ -361,6 +361,16 @@ def update_session_inputs(
                 "This session already has candidates measured against its inputs; start a new "
                 "session (or import this one) to change the baseline, workload or tests."
             )
+        if row.module is not None and (
+            (baseline_source is not None and baseline_source != row.baseline_source)
+            or (entry_point is not None and entry_point.strip() != row.entry_point)
+        ):
+            # The baseline is the project's file as it is: a patch is made against it.
+            raise InvalidInput(
+                f"The code of this session is the file of `{row.module}` in its project; change "
+                "it there (or pick another target) and create a new session.",
+                field="baseline",
+            )
         if baseline_source is not None:
             row.baseline_source = baseline_source
             for x in cands:

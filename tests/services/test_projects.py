@@ -136,8 +136,13 @@ def test_a_project_whose_import_fails_gets_a_clear_message(project, ctx):
     text = str(err.value)
     assert "not_installed_anywhere" in text and "Traceback" not in text
     assert err.value.stored["session_id"]  # the session is kept, marked not ready
-    view = services.get_session(err.value.stored["session_id"], ctx=ctx)
+    sid = err.value.stored["session_id"]
+    view = services.get_session(sid, ctx=ctx)
     assert not view.ready and "not_installed_anywhere" in view.validation_error
+    # The baseline is the project's file: it is fixed there, not edited in the session.
+    with pytest.raises(services.InvalidInput, match="change it there"):
+        services.update_session_inputs(sid, baseline_source="X = 1\n", validate=False, ctx=ctx)
+    services.update_session_inputs(sid, workload_source=WORKLOAD + "\n", validate=False, ctx=ctx)
 
 
 def test_a_bad_target_is_refused_before_anything_is_stored(project, ctx):
