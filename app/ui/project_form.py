@@ -31,16 +31,35 @@ WORKLOAD_HELP = (
 )
 
 
+PENDING = "proj:pending"  # values to put in the form's widgets before they are drawn
+
+
 def source_choice() -> str:
     """The radio that picks where a new session's code comes from; "paste" is today's form."""
+    for key, value in st.session_state.pop(PENDING, {}).items():
+        if key == f"{K}workload":
+            set_code(key, value)
+        else:
+            st.session_state[key] = value
     default(f"{K}source", "paste")
-    return st.radio(
+    cols = st.columns([3, 2], vertical_alignment="bottom")
+    source = cols[0].radio(
         "Code from",
         list(SOURCES),
         key=f"{K}source",
         format_func=SOURCES.get,
         horizontal=True,
     )
+    if cols[1].button(
+        f"Load the Pillow {examples.PILLOW_VERSION} example",
+        key="proj:example",
+        help="The paper's case: ImageStat.Stat._getextrema of Pillow 10.1.0, installed on "
+        "first use into the data directory.",
+    ):
+        _load_pillow_example()
+        if PENDING in st.session_state:
+            st.rerun()
+    return source
 
 
 def _load_pillow_example() -> None:
@@ -51,11 +70,13 @@ def _load_pillow_example() -> None:
 
         with guard("installing the example's environment"):
             ex = examples.pillow_example(on_progress=progress)
-            st.session_state[f"{K}source"] = "installed"
-            st.session_state[f"{K}target"] = ex.target
-            st.session_state[f"{K}env"] = str(ex.environment)
-            st.session_state[f"{K}title"] = ex.title
-            set_code(f"{K}workload", ex.workload_source)
+            st.session_state[PENDING] = {
+                f"{K}source": "installed",
+                f"{K}target": ex.target,
+                f"{K}env": str(ex.environment),
+                f"{K}title": ex.title,
+                f"{K}workload": ex.workload_source,
+            }
             box.update(label=f"Pillow {examples.PILLOW_VERSION} example loaded", state="complete")
 
 
@@ -64,9 +85,6 @@ def project_session_form(source: str, *, models: dict[str, str]) -> None:
     for name in ("title", "target", "env", "dir", "tests"):
         default(f"{K}{name}", "")
     default(f"{K}workload", "")
-    if st.button("Load the Pillow 10.1.0 example (ImageStat.Stat._getextrema)"):
-        _load_pillow_example()
-        st.rerun()
     upload = None
     if source == "project":
         st.text_input("Project directory (on this machine)", key=f"{K}dir")

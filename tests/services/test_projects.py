@@ -17,7 +17,7 @@ from app.services.projects import Coverage, candidate_patch, create_project_sess
 from app.services.targets import TargetError
 from tests.llm import recorded
 from tests.sandbox.conftest import docker_engine, docker_image  # noqa: F401 - fixtures
-from tests.services.conftest import reply_with
+from tests.services.conftest import FAST_TIMING, reply_with
 from tests.services.projectkit import FASTER_METHOD, WORKLOAD, WRONG_METHOD, write_project
 
 TARGET = "statkit.stats:Stat.extrema"
@@ -44,6 +44,8 @@ def _session(project: Path, ctx, tests=(NODE,), **kw):
 def test_a_method_session_measures_coverage_runs_a_turn_and_patches_recorded_transcript(
     project, ctx, tmp_path
 ):
+    # More rounds than the quick default: this test asserts a significant speedup.
+    ctx.sandbox_timing = {**FAST_TIMING, "budget_s": 3.0, "min_rounds": 4, "max_rounds": 8}
     view = _session(project, ctx)
     assert view.ready, view.validation_error
     info = view.info

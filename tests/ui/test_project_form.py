@@ -60,3 +60,25 @@ def test_a_bad_target_shows_one_clear_message_and_keeps_the_inputs(app_at, tmp_p
     assert any("is a class; name one of its methods" in e.value for e in at.error)
     assert at.text_area(key="keep:proj:workload").value == WORKLOAD
     assert services.list_sessions()[1] == 0
+
+
+def test_the_pillow_example_loads_into_the_form_and_runs(app_at, ui_context, tmp_path):
+    ui_context.settings = ui_context.settings.model_copy(update={"data_dir": tmp_path / "data"})
+    at = app_at("optimize")
+    at.sidebar.toggle(key="keep:plain_editor").set_value(True).run()
+    at.button(key="proj:example").click().run(timeout=300)
+    assert not at.exception, [e.value for e in at.exception]
+    env = tmp_path / "data" / "envs" / "pillow-10.1.0"
+    assert at.radio(key="keep:proj:source").value == "installed"
+    assert at.text_input(key="keep:proj:target").value == "PIL.ImageStat:Stat._getextrema"
+    assert at.text_input(key="keep:proj:env").value == str(env)
+    assert "ImageStat.Stat(img)" in at.text_area(key="keep:proj:workload").value
+    at.button(key="proj:create").click().run()
+    wait_for_jobs()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    [row] = services.list_sessions()[0]
+    view = services.get_session(row.id)
+    assert view.ready, view.validation_error
+    assert view.info.environment == str(env) and view.info.source_kind == "installed"
+    assert "n = min(n, i)" in view.info.baseline_source  # Pillow 10.1.0's original loop
