@@ -159,10 +159,6 @@ def parse_task(data: Any) -> Task:
     unknown = set(data) - _KNOWN_KEYS
     if unknown:
         raise InvalidTask(f"unknown task field(s) {sorted(unknown)}; known: {sorted(_KNOWN_KEYS)}")
-    baseline = _source(data, "baseline", required=not (data.get("module") and data.get("project")))
-    candidate = _source(data, "candidate", required=False)
-    workload = _source(data, "workload", required=True)
-    tests = _source(data, "tests", required=False)
     module = _dotted(data.get("module"), "module")
     entry = data.get("entry")
     if isinstance(entry, str) and ":" in entry:  # the target as MODULE:QUALNAME
@@ -177,6 +173,10 @@ def parse_task(data: Any) -> Task:
         raise InvalidTask("task field 'entry' is required (a function or Class.method name)")
     project = _project(data.get("project"))
     project_tests = _project_tests(data.get("project_tests"), project)
+    baseline = _source(data, "baseline", required=not (module and project))
+    candidate = _source(data, "candidate", required=False)
+    workload = _source(data, "workload", required=True)
+    tests = _source(data, "tests", required=False)
     if baseline is None:  # a project's module: its file as it is
         baseline = _module_source(project, module)
     mode = data.get("mode") or ("compare" if candidate is not None else "baseline")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -423,3 +425,40 @@ def test_an_environment_shadows_the_apps_packages_but_not_the_harness(run_projec
     # Measured by the harness's own coverage.py: the environment's "coverage" is not it.
     assert verdict["coverage"] == {"lines": 4, "covered": 4, "missing": []}
     assert tree_digest(site.parent) == before and not list(site.rglob("__pycache__"))
+
+
+def test_cli_with_a_project_next_to_the_task_file(backend, tmp_path):
+    """TASK.json names the project relative to itself; the human output shows the coverage."""
+    make_project(tmp_path)
+    task = {
+        "project": "project",
+        "entry": "mypkg.stats:Stat.extrema",
+        "workload": WORKLOAD,
+        "project_tests": ["tests/test_stats.py::test_empty"],
+        "timing": QUICK_TIMING,
+        "limits": {"wall_s": 60},
+    }
+    (tmp_path / "TASK.json").write_text(json.dumps(task))
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [sys.executable, "-m", "sandbox", "evaluate", "TASK.json", "--backend", backend],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    # test_empty runs self.calls/lo/hi, the for line, "if lo is None:" and "return None".
+    not_run = [
+        line_of(STATS, text)
+        for text in (
+            "            if lo is None or v < lo:",
+            "                lo = v",
+            "            if hi is None or v > hi:",
+            "                hi = v",
+            "        return (lo, hi)",
+        )
+    ]
+    expected = ", ".join(map(str, not_run))
+    assert f"tests: 6 of 11 lines (55%); not run: {expected}\n" in proc.stdout
