@@ -2,7 +2,10 @@
 
     python -m app run --code FILE --entry NAME --workload FILE [--tests FILE] [--model M]
                       [--turns N] [--json]
-    python -m app export SESSION_ID --format md|html|json [--output FILE]
+    python -m app run --project DIR|ARCHIVE --target MODULE:QUALNAME --workload FILE
+                      [--tests PATH_OR_NODEID ...] [--env DIR] [--model M] [--turns N] [--json]
+    python -m app run --target PIL.ImageStat:Stat._getextrema --env DIR --workload FILE ...
+    python -m app export SESSION_ID --format md|html|json|patch [--output FILE]
     python -m app jobs [--session ID] [--json] [--cancel JOB_ID] [--rerun JOB_ID]
     python -m app worker [--concurrency N]
 
@@ -35,18 +38,44 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m app", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run an automated chat-mode optimisation session")
-    run.add_argument("--code", required=True, help="the baseline module (a .py file)")
-    run.add_argument("--entry", required=True, help="the function to make faster")
-    run.add_argument("--workload", required=True, help="a .py file defining cases()")
-    run.add_argument("--tests", help="a .py file with pytest-style tests (optional)")
+    run.add_argument("--code", help="the baseline module (a .py file)")
+    run.add_argument("--entry", help="the function of --code to make faster")
+    run.add_argument(
+        "--project", help="a project directory or a .zip / .tar.gz archive of one (with --target)"
+    )
+    run.add_argument(
+        "--target",
+        help="MODULE:QUALNAME to make faster, in --project or an installed package (--env)",
+    )
+    run.add_argument(
+        "--env",
+        help="the environment the code under test imports from: a venv root or site-packages",
+    )
+    run.add_argument("--workload", help="a .py file defining cases() (or run() for a target)")
+    run.add_argument(
+        "--example",
+        choices=("pillow",),
+        help="the built-in example: Pillow 10.1.0's ImageStat.Stat._getextrema (installed on "
+        "first use into the data directory); sets --target, --env and --workload",
+    )
+    run.add_argument(
+        "--tests",
+        nargs="+",
+        metavar="PATH_OR_NODEID",
+        help="with --project: test files or pytest node ids of the project; otherwise .py "
+        "files with pytest-style tests",
+    )
     run.add_argument("--model", help="litellm model string (default: the local model)")
     run.add_argument("--turns", type=int, default=3, help="chat turns (default 3)")
     run.add_argument("--title", help="session title")
     run.add_argument("--json", action="store_true", help="print one JSON object")
     exp = sub.add_parser("export", help="export a stored session")
     exp.add_argument("session_id", type=int)
-    exp.add_argument("--format", choices=("md", "html", "json"), default="md")
+    exp.add_argument("--format", choices=("md", "html", "json", "patch"), default="md")
     exp.add_argument("--output", "-o", help="write to this file instead of stdout")
+    exp.add_argument(
+        "--candidate", type=int, help="with --format patch: this candidate instead of the best"
+    )
     jobs = sub.add_parser("jobs", help="list the jobs and their state")
     jobs.add_argument("--session", type=int, help="only the jobs of this session")
     jobs.add_argument("--json", action="store_true", help="print a JSON list")
@@ -78,7 +107,77 @@ def summary_of(view: Any, turns: int, notices: list[str]) -> dict[str, Any]:
         "eff_at_k": {str(k): v for k, v in f.eff_at_k.items()},
         "wall_time_s": round(f.wall_time_s, 3),
         "notices": notices,
+        "target": view.info.target or f"target:{view.info.entry_point}",
+        "coverage": baseline_coverage(view),
     }
+
+
+def baseline_coverage(view: Any) -> dict[str, Any] | None:
+    """The selected tests' coverage of the target on the baseline, with the sentence shown to
+    the person and the model; None where the sandbox did not measure it."""
+    from app.services.projects import Coverage
+
+    ev = view.baseline.evaluation if view.baseline else None
+    cov = Coverage.of(ev.coverage if ev else None)
+    if cov is None:
+        return None
+    return {
+        "lines": cov.lines,
+        "covered": cov.covered,
+        "missing": cov.missing,
+        "percent": round(100 * cov.share, 1),
+        "text": cov.text(view.info.entry_point),
+        "warning": cov.warning(),
+    }
+
+
+def _create(args: argparse.Namespace, progress: Any) -> Any:
+    """The session the run's flags describe: a pasted module (--code/--entry) or a target in a
+    project or an installed package (--target, with --project or --env or neither)."""
+    from app import services
+    from app.services.projects import create_project_session
+
+    if args.example == "pillow":
+        from app.services.examples import pillow_example
+
+        ex = pillow_example(on_progress=progress)
+        args.target, args.env = args.target or ex.target, args.env or str(ex.environment)
+        args.title = args.title or ex.title
+        workload = _read(args.workload, "workload") if args.workload else ex.workload_source
+    elif not args.workload:
+        raise SystemExit("perfloop: --workload FILE is required")
+    else:
+        workload = _read(args.workload, "workload")
+    if args.target:
+        if args.code or args.entry:
+            raise SystemExit("perfloop: use either --code/--entry or --target, not both")
+        tests = list(args.tests or [])
+        return create_project_session(
+            target=args.target,
+            project=args.project,
+            environment=args.env,
+            project_tests=tests if args.project else None,
+            tests_source=None
+            if args.project or not tests
+            else "\n\n\n".join(_read(t, "tests") for t in tests),
+            workload_source=workload,
+            title=args.title,
+            model=args.model,
+            validate=False,  # validated as a job by the caller
+        )
+    if args.project or args.env:
+        raise SystemExit("perfloop: --project and --env need --target MODULE:QUALNAME")
+    if not args.code or not args.entry:
+        raise SystemExit("perfloop: give --code FILE --entry NAME, or --target MODULE:QUALNAME")
+    return services.create_session(
+        baseline_source=_read(args.code, "code"),
+        entry_point=args.entry,
+        workload_source=workload,
+        tests_source="\n\n\n".join(_read(t, "tests") for t in args.tests) if args.tests else None,
+        title=args.title,
+        model=args.model,
+        validate=False,  # validated as a job by the caller
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -92,7 +191,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(text, file=err, flush=True)
 
     def progress(stage: str, info: dict[str, Any]) -> None:
-        if not quiet and stage in ("validate", "llm", "timing", "done"):
+        if not quiet and stage == "install":
+            say(f"  [install] {info.get('message', '')}")
+        elif not quiet and stage in ("validate", "llm", "timing", "done"):
             target = f" candidate {info['candidate_id']}" if info.get("candidate_id") else ""
             say(f"  [{stage}]{target}")
 
@@ -102,15 +203,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             err.flush()
 
     try:
-        view = services.create_session(
-            baseline_source=_read(args.code, "code"),
-            entry_point=args.entry,
-            workload_source=_read(args.workload, "workload"),
-            tests_source=_read(args.tests, "tests") if args.tests else None,
-            title=args.title,
-            model=args.model,
-            validate=False,
-        )
+        view = _create(args, progress)
         view = follow(services.submit_job("validation", session_id=view.info.id), progress, None)
     except services.InvalidInput as exc:
         sid = exc.stored.get("session_id")
@@ -123,6 +216,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     sid = view.info.id
     say(f"session {sid}: baseline evaluated; {args.turns} turn(s) with {view.info.model}")
+    coverage = baseline_coverage(view)
+    if coverage:
+        say(
+            f"coverage: {coverage['text']}"
+            + (f"\n  {coverage['warning']}" if coverage["warning"] else "")
+        )
     notices: list[str] = []
     done = 0
     for turn in range(1, max(0, args.turns) + 1):
@@ -236,7 +335,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     from app import services
 
     try:
-        text = services.export_session(args.session_id, args.format)
+        if args.format == "patch":
+            from app.services.projects import candidate_patch
+
+            text = candidate_patch(args.session_id, args.candidate)
+        else:
+            text = services.export_session(args.session_id, args.format)
     except services.ServiceError as exc:
         print(f"perfloop: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -55,6 +55,7 @@ MODE_VALUES = ("chat", "conair", "summary")
 JOB_STATE_VALUES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
 #: A job in one of these states holds its session (see ``Job.holds_session``).
 JOB_ACTIVE_STATES = ("queued", "running")
+SOURCE_KIND_VALUES = ("paste", "project", "archive", "installed")
 
 # Stable constraint names, so migrations can refer to them on every backend.
 NAMING_CONVENTION = {
@@ -101,6 +102,18 @@ class OptimizationSession(Base):
     workload_source: Mapped[str] = mapped_column(Text)
     tags: Mapped[list[Any]] = mapped_column(default=list)
     notes: Mapped[str] = mapped_column(Text, default="")
+    # Where the code lives. "paste": baseline_source is module `target`, entry_point a name.
+    # Otherwise baseline_source is the whole source of `module` (file `module_file`, relative
+    # to `project_path`, or to the environment's site-packages for "installed"), `target` is
+    # MODULE:QUALNAME and entry_point its qualname.
+    source_kind: Mapped[str] = mapped_column(String(16), default="paste", server_default="paste")
+    project_path: Mapped[str | None] = mapped_column(Text)
+    module: Mapped[str | None] = mapped_column(String(200))
+    module_file: Mapped[str | None] = mapped_column(String(500))
+    target: Mapped[str | None] = mapped_column(String(400))
+    environment: Mapped[str | None] = mapped_column(Text)
+    # Test files / pytest node ids of the project, relative to its root.
+    project_tests: Mapped[list[Any] | None] = mapped_column()
 
     messages: Mapped[list[Message]] = relationship(
         back_populates="session",
@@ -145,6 +158,10 @@ class OptimizationSession(Base):
     @validates("mode")
     def _v_mode(self, _key: str, value: str) -> str | None:
         return _check(value, MODE_VALUES, "mode")
+
+    @validates("source_kind")
+    def _v_source_kind(self, _key: str, value: str) -> str | None:
+        return _check(value, SOURCE_KIND_VALUES, "source_kind")
 
 
 class Message(Base):

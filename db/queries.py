@@ -40,8 +40,12 @@ def create_session(
     model: str | None = None,
     tags: list[str] | None = None,
     notes: str = "",
+    source: dict[str, Any] | None = None,
 ) -> OptimizationSession:
+    """``source``: the source columns of a project / installed-module session (source_kind,
+    project_path, module, module_file, target, environment, project_tests)."""
     row = OptimizationSession(
+        **(source or {}),
         title=title,
         author=author,
         visibility=visibility,

@@ -8,7 +8,17 @@ import streamlit as st
 
 from app import charts, services
 from app.services import ui_support
-from app.ui import candidate_card, code_input, examples, guard, jobs, modes, nav, set_code
+from app.ui import (
+    candidate_card,
+    code_input,
+    examples,
+    guard,
+    jobs,
+    modes,
+    nav,
+    project_form,
+    set_code,
+)
 from app.ui.code import PLAIN_KEY
 from app.ui.session import header, transcript
 from app.ui.state import KEEP, author, default
@@ -39,6 +49,10 @@ def _models() -> dict[str, str]:
 
 def new_session_form() -> None:
     st.subheader("New session")
+    source = project_form.source_choice()
+    if source != "paste":
+        project_form.project_session_form(source, models=_models())
+        return
     default(f"{KEEP}new:title", examples.TITLE)
     default(f"{KEEP}new:entry", examples.ENTRY)
     for name, text in (
@@ -214,6 +228,7 @@ def candidates_column(view: services.SessionView) -> None:
             jobs.start("evaluation", session_id=sid, candidate_id=c.id)
 
     actions = {"Mark best": mark, "Branch from here": branch, "Edit by hand": edit}
+    extras = project_form.card_extras(view) if view.info.is_module else None
     newest = list(reversed(view.candidates))
     for i, c in enumerate(newest[:8]):
         parent = view.candidate(c.parent_id) if c.parent_id else None
@@ -224,6 +239,7 @@ def candidates_column(view: services.SessionView) -> None:
             actions=actions,
             expanded=i < 2,
             run_again=run_again,
+            extras=extras,
         )
     if len(newest) > 8:
         st.caption(f"{len(newest) - 8} older candidates: see the Review page.")

@@ -14,7 +14,9 @@ Public API (the app calls these):
 - the exception tree in :mod:`sandbox.errors` (usage errors only).
 
 Task ``mode``: ``"compare"`` (default with a candidate) or ``"baseline"`` (tests, timing and
-profile of the baseline alone, e.g. iteration 0 of a session).
+profile of the baseline alone, e.g. iteration 0 of a session). Real code: the task fields
+``project``, ``module``, ``environment``, ``project_tests`` (``sandbox/task.py``); the verdict's
+``coverage`` and ``error_stage`` (``sandbox/engine.py``).
 """
 
 from .api import available_backends, evaluate

@@ -62,6 +62,15 @@ def _human(verdict: dict) -> str:
             f"speedup: ×{verdict['speedup']:.3f} [95% CI {low:.3f}–{high:.3f}]: "
             f"{verdict['verdict']}"
         )
+    coverage = verdict.get("coverage")
+    if coverage:
+        share = coverage["covered"] / coverage["lines"] if coverage["lines"] else 1.0
+        missing = ", ".join(map(str, coverage["missing"][:20]))
+        note = f"; not run: {missing}" if missing else ""
+        lines.append(
+            f"coverage of the target by the tests: {coverage['covered']} of "
+            f"{coverage['lines']} lines ({share:.0%}){note}"
+        )
     if verdict["peak_memory_bytes"] is not None:
         lines.append(f"peak memory: {verdict['peak_memory_bytes']:,} bytes")
     hottest = sorted(verdict.get("line_profile") or [], key=lambda x: -x["time_s"])[:8]
@@ -98,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError) as exc:
             print(f"error: cannot read task {args.task}: {exc}", file=sys.stderr)
             return 2
+        if args.task != "-" and isinstance(task, dict):
+            # A project or environment named relative to TASK.json lies next to it.
+            for key in ("project", "environment"):
+                if isinstance(task.get(key), str) and not Path(task[key]).is_absolute():
+                    task[key] = str(Path(args.task).resolve().parent / task[key])
 
         def progress(stage: str, info: dict) -> None:
             if not args.quiet and not args.json:

@@ -12,6 +12,10 @@ The verdict (every key always present; ``None`` where it does not apply):
     tests all pass and outputs (and input mutations) equal the baseline's on every case.
 ``tests``
     ``{passed, failed, failures: [{name, message}], ran}``.
+``coverage``
+    ``{lines, covered, missing: [line numbers]}``: the statements of the target function's
+    body that the selected tests execute, measured on the baseline (coverage.py); ``None``
+    without tests, or in compare mode of a pasted module (the baseline's verdict has it).
 ``equivalent``, ``mismatches``, ``mismatch_count``
     first mismatches ``{case, reason, expected, got}`` (values shortened).
 ``speedup``, ``ci95``, ``verdict``
@@ -33,6 +37,9 @@ The verdict (every key always present; ``None`` where it does not apply):
     the largest tracemalloc peak over the workload's calls.
 ``output``
     ``{stdout, stderr, bytes}``: the tails of what the code under test printed.
+``error_stage``
+    what failed to load when the code could not even start: ``import``, ``entry`` (the
+    target is missing or cannot be optimized: nested, lambda, C extension…), ``workload``.
 ``stages``, ``mode``, ``backend``, ``duration_s``.
 
 The speedup is recomputed here from the raw paired samples with the statistics module the
@@ -48,7 +55,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .backends.base import Backend, SandboxRun, sandbox_env
+from .backends.base import Backend, Mounts, SandboxRun, sandbox_env
 from .harness.stats import estimate_speedup, summarize
 from .harness.timing import ratios_by_round
 from .task import Limits, Task
@@ -57,15 +64,27 @@ STAGES = ("start", "tests", "equivalence", "timing", "profile", "done")
 Progress = Callable[[str, dict], None]
 
 
+def module_file(task: Task) -> str:
+    """Where a side's source is staged, relative to its directory: ``target.py``, or the
+    module's path (``mypkg/stats.py``) so that tracebacks and profiles name it."""
+    return task.module.replace(".", "/") + ".py" if task.module else "target.py"
+
+
+def mounts_of(task: Task) -> Mounts:
+    return Mounts(project=task.project, environment=task.environment)
+
+
 def stage_task(task: Task, root: Path) -> Path:
     """Write the task's files to ``root/task`` (mounted read-only in the sandbox)."""
     task_dir = root / "task"
     # Same-length directory names for both sides (see harness/procs.py on alignment).
-    (task_dir / "base").mkdir(parents=True)
-    (task_dir / "base" / "target.py").write_text(task.baseline)
+    sides = {"base": task.baseline}
     if task.mode == "compare":
-        (task_dir / "cand").mkdir()
-        (task_dir / "cand" / "target.py").write_text(task.candidate or "")
+        sides["cand"] = task.candidate or ""
+    for side, source in sides.items():
+        path = task_dir / side / module_file(task)
+        path.parent.mkdir(parents=True)
+        path.write_text(source)
     (task_dir / "workload.py").write_text(task.workload)
     if task.tests:
         (task_dir / "test_target.py").write_text(task.tests)
@@ -75,14 +94,20 @@ def stage_task(task: Task, root: Path) -> Path:
 
 
 def build_job(task: Task, limits: Limits, backend: Backend, task_dir: Path) -> dict:
-    layout = backend.layout(task_dir)
+    layout = backend.layout(task_dir, mounts_of(task))
     inside = layout.task_dir
     paths = {"baseline": f"{inside}/base", "workload": f"{inside}/workload.py"}
     if task.mode == "compare":
         paths["candidate"] = f"{inside}/cand"
     if task.tests:
         paths["tests"] = f"{inside}/test_target.py"
+    project_tests = [f"{layout.project_dir}/{test}" for test in task.project_tests]
     return {
+        "module": task.module,
+        "module_file": module_file(task),
+        "project_dir": layout.project_dir,
+        "environment_dir": layout.environment_dir,
+        "project_tests": project_tests,
         "mode": task.mode,
         "entry": task.entry,
         "limits": limits.as_dict(),
@@ -115,7 +140,7 @@ def evaluate_task(
         task_dir = stage_task(task, Path(tmp))
         (task_dir / "job.json").write_text(json.dumps(build_job(task, limits, backend, task_dir)))
         os.chmod(task_dir / "job.json", 0o644)
-        run = backend.run(task_dir, limits, on_event)
+        run = backend.run(task_dir, limits, on_event, mounts_of(task))
     verdict = assemble_verdict(task, events, run, limits)
     verdict["backend"] = backend.name
     verdict["duration_s"] = round(time.monotonic() - started, 3)
@@ -144,6 +169,8 @@ def empty_verdict(task: Task) -> dict:
         "correct": False,
         "mode": task.mode,
         "tests": {"passed": 0, "failed": 0, "failures": [], "ran": False},
+        "coverage": None,
+        "error_stage": None,
         "equivalent": None,
         "mismatches": [],
         "mismatch_count": 0,
@@ -184,6 +211,7 @@ def assemble_verdict(task: Task, events: list[dict], run: SandboxRun, limits: Li
                 "failures": data.get("failures", []),
                 "ran": True,
             }
+            v["coverage"] = data.get("coverage")
         elif stage == "equivalence":
             for key in (
                 "equivalent",
@@ -199,6 +227,7 @@ def assemble_verdict(task: Task, events: list[dict], run: SandboxRun, limits: Li
             v["line_profile"], v["profile"] = _profile(data)
     if done is not None:
         v["status"], v["message"] = done["status"], done.get("message")
+        v["error_stage"] = done.get("error_stage")
         v["output"] = done.get("output", v["output"])
     elif run.timed_out:
         v["status"] = "timeout"

@@ -26,7 +26,7 @@ SUITE = "bookworm"  # python3 is 3.11 there, the version the wheels are for
 MIRROR = "http://deb.debian.org/debian"
 HERE = Path(__file__).resolve().parent
 #: Packages the image needs, pinned to what this host runs so both backends behave alike.
-PACKAGES = ("numpy", "line_profiler", "pytest")
+PACKAGES = ("numpy", "line_profiler", "pytest", "coverage")
 PLATFORMS = (
     "manylinux_2_28_x86_64",
     "manylinux_2_27_x86_64",

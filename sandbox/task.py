@@ -6,12 +6,22 @@ A task is a plain dict (the JSON of ``TASK.json``); :func:`parse_task` validates
 ``mode`` is ``"compare"`` (the default when a candidate is given: tests, equivalence, A/B timing,
 profile of the candidate) or ``"baseline"`` (the default without a candidate: tests, timing and
 profile of the baseline alone — iteration 0 of a session; no speedup is computed).
+
+Real code (optional fields): ``project`` (a directory on this machine, mounted read-only, its
+root first on ``sys.path``), ``module`` (the dotted module under optimization: ``baseline`` and
+``candidate`` are then its full sources and ``entry`` may be a qualname such as
+``Stat._getextrema``), ``environment`` (a venv root or a site-packages directory, mounted
+read-only ahead of the app's packages) and ``project_tests`` (test files or pytest node ids
+relative to the project root). Without ``module`` the code is the module ``target``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import keyword
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .errors import InvalidLimits, InvalidTask
@@ -102,6 +112,10 @@ class Task:
     mode: str = "compare"
     limits: dict[str, Any] = field(default_factory=dict)
     timing: TimingOptions = field(default_factory=TimingOptions)
+    project: str | None = None  # absolute path of the project directory on this machine
+    module: str | None = None  # dotted name of the module under optimization
+    environment: str | None = None  # absolute path of the site-packages directory to mount
+    project_tests: tuple[str, ...] = ()  # test files / node ids relative to the project root
 
     @property
     def code_under_test(self) -> str:
@@ -109,7 +123,20 @@ class Task:
         return self.baseline if self.mode == "baseline" else self.candidate or ""
 
 
-_KNOWN_KEYS = {"baseline", "candidate", "entry", "workload", "tests", "limits", "mode", "timing"}
+_KNOWN_KEYS = {
+    "baseline",
+    "candidate",
+    "entry",
+    "workload",
+    "tests",
+    "limits",
+    "mode",
+    "timing",
+    "project",
+    "module",
+    "environment",
+    "project_tests",
+}
 
 
 def _source(data: dict[str, Any], key: str, *, required: bool) -> str | None:
@@ -132,13 +159,26 @@ def parse_task(data: Any) -> Task:
     unknown = set(data) - _KNOWN_KEYS
     if unknown:
         raise InvalidTask(f"unknown task field(s) {sorted(unknown)}; known: {sorted(_KNOWN_KEYS)}")
-    baseline = _source(data, "baseline", required=True)
+    module = _dotted(data.get("module"), "module")
+    entry = data.get("entry")
+    if isinstance(entry, str) and ":" in entry:  # the target as MODULE:QUALNAME
+        named, entry = entry.split(":", 1)
+        if module is not None and named != module:
+            raise InvalidTask(f"task field 'entry' names module {named!r}, 'module' {module!r}")
+        module = _dotted(named, "module")
+    if module is None:
+        if not isinstance(entry, str) or not entry.isidentifier():
+            raise InvalidTask(f"task field 'entry' must be a function name, got {entry!r}")
+    elif _dotted(entry, "entry") is None:
+        raise InvalidTask("task field 'entry' is required (a function or Class.method name)")
+    project = _project(data.get("project"))
+    project_tests = _project_tests(data.get("project_tests"), project)
+    baseline = _source(data, "baseline", required=not (module and project))
     candidate = _source(data, "candidate", required=False)
     workload = _source(data, "workload", required=True)
     tests = _source(data, "tests", required=False)
-    entry = data.get("entry")
-    if not isinstance(entry, str) or not entry.isidentifier():
-        raise InvalidTask(f"task field 'entry' must be a function name, got {entry!r}")
+    if baseline is None:  # a project's module: its file as it is
+        baseline = _module_source(project, module)
     mode = data.get("mode") or ("compare" if candidate is not None else "baseline")
     if mode not in MODES:
         raise InvalidTask(f"task field 'mode' must be one of {MODES}, got {mode!r}")
@@ -155,4 +195,97 @@ def parse_task(data: Any) -> Task:
         mode=mode,
         limits=dict(limits),
         timing=TimingOptions.from_dict(data.get("timing")),
+        project=project,
+        module=module,
+        environment=_environment(data.get("environment")),
+        project_tests=project_tests,
     )
+
+
+def _dotted(value: Any, key: str) -> str | None:
+    """A dotted name of identifiers (``mypkg.stats``, ``Stat._getextrema``) or ``None``."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise InvalidTask(f"task field {key!r} must be a dotted name, got {value!r}")
+    parts = value.split(".")
+    if "<locals>" in parts or "<lambda>" in parts:
+        raise InvalidTask(
+            f"task field {key!r}: {value!r} is a nested function or a lambda; only module-level "
+            "functions and the methods of module-level classes can be optimized"
+        )
+    if not all(p.isidentifier() and not keyword.iskeyword(p) for p in parts):
+        raise InvalidTask(f"task field {key!r} must be a dotted name, got {value!r}")
+    return value
+
+
+def _directory(value: Any, key: str) -> Path | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or "\x00" in value:
+        raise InvalidTask(f"task field {key!r} must be a directory path")
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise InvalidTask(f"task field {key!r}: {value!r} is not a directory on this machine")
+    if path.stat().st_mode & 0o005 != 0o005:
+        raise InvalidTask(
+            f"task field {key!r}: {value!r} must be readable by other users (chmod o+rx): "
+            "the sandbox runs the code as an unprivileged user of its own"
+        )
+    return path.resolve()
+
+
+def _project(value: Any) -> str | None:
+    path = _directory(value, "project")
+    return None if path is None else str(path)
+
+
+def _module_source(project: str | None, module: str | None) -> str:
+    base = Path(project or ".", *(module or "").split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
+    raise InvalidTask(f"task field 'baseline' is missing and the project has no module {module}")
+
+
+def _project_tests(value: Any, project: str | None) -> tuple[str, ...]:
+    if value is None or value == []:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise InvalidTask("task field 'project_tests' must be a list of test paths or node ids")
+    if project is None:
+        raise InvalidTask("task field 'project_tests' needs a 'project' to find them in")
+    out = []
+    for test in value:
+        test = test.strip()
+        file_part = test.split("::", 1)[0]
+        rel = PurePosixPath(file_part)
+        if rel.is_absolute() or ".." in rel.parts or "\x00" in test or not file_part:
+            raise InvalidTask(
+                f"project_tests: {test!r} must be a path relative to the project root "
+                "(e.g. tests/test_stats.py::test_extrema)"
+            )
+        if not (Path(project) / rel).exists():
+            raise InvalidTask(f"project_tests: {file_part!r} does not exist in the project")
+        out.append(test)
+    return tuple(out)
+
+
+def _environment(value: Any) -> str | None:
+    """The site-packages directory of a venv root, or the directory itself."""
+    path = _directory(value, "environment")
+    if path is None:
+        return None
+    here = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    found = sorted(path.glob("lib/python3*/site-packages"))
+    if found:
+        for site in found:
+            if site.parent.name == here:
+                return str(site)
+        raise InvalidTask(
+            f"environment {str(path)!r} is for {found[0].parent.name}; the sandbox runs {here}"
+        )
+    version = path.parent.name
+    if version.startswith("python3") and version != here:
+        raise InvalidTask(f"environment {str(path)!r} is for {version}; the sandbox runs {here}")
+    return str(path)

@@ -118,6 +118,67 @@ def turn_message(instruction: str, *, code: str, entry: str, feedback: Sequence[
     return "\n".join(parts)
 
 
+def module_turn_message(
+    instruction: str,
+    *,
+    target: str,
+    code: str,
+    imports: str,
+    callees: Sequence[tuple[str, str]],
+    feedback: Sequence[Feedback],
+    hints: Sequence[str] = (),
+    coverage: str | None = None,
+    compact: bool = False,
+) -> str:
+    """The turn message for a function or method inside a real module (``target`` is
+    MODULE:QUALNAME): the request, the target's source, the module's imports, the project code
+    it calls (one hop), the feedback with its profile, the static hints on hot lines and the
+    tests' coverage of the target."""
+    module, _, qualname = target.partition(":")
+    parts = [
+        instruction.strip(),
+        "",
+        f"The code to make faster is `{qualname}` in module `{module}` (the rest of the module "
+        "and the project stay as they are):",
+        "```python",
+        code.rstrip(),
+        "```",
+    ]
+    if imports.strip() and not compact:
+        parts += ["", "The module's imports:", "```python", imports.rstrip(), "```"]
+    for name, src in [] if compact else callees:
+        parts += ["", f"It calls `{name}`:", "```python", src.rstrip(), "```"]
+    if compact:
+        current = [f for f in feedback if f.is_current]
+        hot = (
+            sorted(current[0].hot_lines, key=lambda h: h.time, reverse=True)[:3] if current else []
+        )
+        if hot:
+            parts.append("Profile (share of time per line):")
+            parts += [f"{h.line:>4}: {h.share:6.1%} | {h.source.rstrip()}" for h in hot]
+    else:
+        section = feedback_section(feedback)
+        if section:
+            parts += ["", section]
+    if hints:
+        parts += ["", "Static performance hints (ruff) on hot lines:"]
+        parts += [f"  {h}" for h in hints]
+    if coverage:
+        parts += ["", f"Coverage: {coverage}."]
+    parts += [
+        "",
+        f"Answer with the new `{qualname.rsplit('.', 1)[-1]}` in one ```python block "
+        + (
+            f"(a `def` with the same signature, or `class {qualname.split('.')[0]}:` holding "
+            "only the methods you change); "
+            if "." in qualname
+            else "(the `def` with the same signature); "
+        )
+        + "new helper functions may go in the same block.",
+    ]
+    return "\n".join(parts)
+
+
 # Small local models (the offline default has 135M parameters) lose the thread in a long
 # prompt and repeat themselves; they do follow a short one. Same information, fewer words.
 COMPACT_SYSTEM_PROMPT = (

@@ -52,6 +52,13 @@ def session_info(row: OptimizationSession) -> SessionInfo:
         workload_source=row.workload_source,
         tags=list(row.tags or []),
         notes=row.notes or "",
+        source_kind=row.source_kind or "paste",
+        project_path=row.project_path,
+        module=row.module,
+        module_file=row.module_file,
+        target=row.target,
+        environment=row.environment,
+        project_tests=list(row.project_tests or []),
     )
 
 
@@ -106,6 +113,7 @@ def evaluation_view(row: Evaluation) -> EvaluationView:
         duration_s=result.get("duration_s"),
         started_at=utc(row.started_at),
         finished_at=utc(row.finished_at),
+        coverage=result.get("coverage") if isinstance(result.get("coverage"), dict) else None,
     )
 
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from app.services._convert import session_info
 from app.services.context import Context
 from app.services.cores import core_lease
 from app.services.errors import NotFound, SandboxFailed
 from app.services.jobs import current_job, run_in_context
+from app.services.views import SessionInfo
 from db import queries
 from db.engine import unit_of_work
 from db.errors import NotFound as RowNotFound
@@ -35,6 +37,21 @@ def trusted_tests(tests: list[TestCase]) -> str | None:
     return "\n\n\n".join(parts) + "\n" if parts else None
 
 
+def sandbox_fields(info: SessionInfo) -> dict[str, Any]:
+    """The TASK.json fields of a module session (project, module, environment,
+    project_tests); {} for a pasted module."""
+    if not info.is_module:
+        return {}
+    fields: dict[str, Any] = {"module": info.module}
+    if info.project_path:
+        fields["project"] = info.project_path
+    if info.environment:
+        fields["environment"] = info.environment
+    if info.project_tests:
+        fields["project_tests"] = list(info.project_tests)
+    return fields
+
+
 def run_sandbox(
     ctx: Context,
     *,
@@ -46,13 +63,16 @@ def run_sandbox(
     on_progress: ProgressFn | None = None,
     progress_info: dict[str, Any] | None = None,
     timing: dict[str, Any] | None = None,
+    source: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``sandbox.evaluate`` with the context's backend, limits and timing options. A sandbox
-    usage error (backend unavailable, malformed task) becomes ``SandboxFailed``."""
+    usage error (backend unavailable, malformed task) becomes ``SandboxFailed``. ``source``:
+    a module session's TASK.json fields (project, module, environment, project_tests)."""
     import sandbox
     from sandbox.errors import SandboxError
 
     task: dict[str, Any] = {"baseline": baseline, "entry": entry, "workload": workload}
+    task.update(source or {})
     if candidate is not None:
         task["candidate"] = candidate
     else:
@@ -147,6 +167,7 @@ def evaluate_now(
             "workload": sess.workload_source,
             "candidate": None if baseline_mode else cand.source,
             "tests": tests,
+            "source": sandbox_fields(session_info(sess)),
         }
         row = queries.add_evaluation(
             session=s,

@@ -121,6 +121,15 @@ def build_prompt(
 ) -> list[dict[str, Any]]:
     """System prompt + conversation + this turn's message (request, current code, feedback).
     ``compact``: a short system prompt and message and no history, for small models."""
+    if view.info.is_module:
+        from app.services.code_context import module_turn_text
+
+        text = module_turn_text(view, base, instruction, feedback_for(view, base), compact=compact)
+        system = prompts.COMPACT_SYSTEM_PROMPT if compact else prompts.SYSTEM_PROMPT
+        history = [] if compact else conversation(view, before_id=before_id)
+        return merge_roles(
+            [{"role": "system", "content": system}, *history, {"role": "user", "content": text}]
+        )
     if compact:
         text = prompts.compact_turn_message(
             instruction, code=base.source, feedback=feedback_for(view, base)
@@ -213,7 +222,9 @@ def run_turn(
     usage = Usage(result.prompt_tokens, result.completion_tokens, result.cost, result.latency_s)
     if on_progress:
         on_progress("extract", {"message_id": reply_id})
-    extraction = extract_code(result.text, base.source, view.info.entry_point)
+    extraction = extract_code(
+        result.text, base.source, view.info.entry_point, spliced=view.info.is_module
+    )
     notice = extraction.notice()
     if notice is not None:
         with unit_of_work(c.engine) as s:

@@ -310,7 +310,12 @@ def validate_session(
         raise NotFound("baseline of session", session_id)
     stored = {"session_id": session_id, "candidate_id": baseline.id}
     try:
-        static_checks(info.baseline_source, info.entry_point, info.workload_source, tests)
+        if info.is_module:
+            from app.services.projects import static_checks as module_checks
+
+            module_checks(info, tests)
+        else:
+            static_checks(info.baseline_source, info.entry_point, info.workload_source, tests)
     except InvalidInput as exc:
         exc.stored.update(stored)
         exc.stored["message_id"] = _record_validation(c, session_id, False, str(exc), exc.field)
@@ -356,6 +361,16 @@ def update_session_inputs(
             raise InvalidInput(
                 "This session already has candidates measured against its inputs; start a new "
                 "session (or import this one) to change the baseline, workload or tests."
+            )
+        if row.module is not None and (
+            (baseline_source is not None and baseline_source != row.baseline_source)
+            or (entry_point is not None and entry_point.strip() != row.entry_point)
+        ):
+            # The baseline is the project's file as it is: a patch is made against it.
+            raise InvalidInput(
+                f"The code of this session is the file of `{row.module}` in its project; change "
+                "it there (or pick another target) and create a new session.",
+                field="baseline",
             )
         if baseline_source is not None:
             row.baseline_source = baseline_source

@@ -26,6 +26,19 @@ class SessionInfo:
     workload_source: str
     tags: list[str]
     notes: str
+    # Where the code lives (see db.models.OptimizationSession): "paste" for a pasted module.
+    source_kind: str = "paste"
+    project_path: str | None = None
+    module: str | None = None
+    module_file: str | None = None
+    target: str | None = None
+    environment: str | None = None
+    project_tests: list[str] = field(default_factory=list)
+
+    @property
+    def is_module(self) -> bool:
+        """The code is a real module (project or installed package), not a pasted `target`."""
+        return self.module is not None
 
 
 @dataclass(frozen=True)
@@ -77,6 +90,9 @@ class EvaluationView:
     duration_s: float | None
     started_at: datetime | None
     finished_at: datetime | None
+    # The selected tests' coverage of the target: {"lines", "covered", "missing"} (module
+    # sessions whose sandbox measured it), else None.
+    coverage: dict[str, Any] | None = None
 
     @property
     def finished(self) -> bool:

@@ -89,10 +89,12 @@ def candidate_card(
     actions: dict[str, Callable[[CandidateView], None]] | None = None,
     expanded: bool = True,
     run_again: Callable[[CandidateView], None] | None = None,
+    extras: Callable[[CandidateView, str], None] | None = None,
 ) -> None:
     """One proposed version: verdict, diff vs parent, line profile, code (copy), download and
     the page's actions (``{"Mark best": fn, ...}`` — each becomes a button). ``run_again``
-    becomes a "Run again" button on a version whose evaluation was interrupted."""
+    becomes a "Run again" button on a version whose evaluation was interrupted. ``extras(c,
+    key)`` draws more next to the line profile (a module session's hints, coverage and patch)."""
     ev = c.evaluation
     best = " ⭐ best" if c.is_best else ""
     title = f"{verdict_badge(ev)} Candidate #{c.id} · {c.origin} · iteration {c.iteration}{best}"
@@ -122,6 +124,8 @@ def candidate_card(
                     st.caption(f"Peak memory {ev.peak_memory_bytes / 2**20:.1f} MiB")
             else:
                 st.caption("No line profile for this version.")
+            if extras is not None:
+                extras(c, key)
         with tabs[2]:
             st.code(c.source, language="python", line_numbers=True)
         row = st.container(horizontal=True)  # buttons wrap instead of being cut off

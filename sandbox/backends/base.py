@@ -7,6 +7,7 @@ channel is the supervisor's stdout; nothing else writes there (see ``harness/sup
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import selectors
@@ -33,6 +34,29 @@ SUPERVISOR_BOOT = (
 )
 
 OnEvent = Callable[[dict], None]
+#: Where the isolating backends mount a task's project and environment (read-only).
+PROJECT_MOUNT = "/opt/perfloop/project"
+ENVIRONMENT_MOUNT = "/opt/perfloop/environment"
+
+
+@dataclass(frozen=True)
+class Mounts:
+    """Host directories a task brings besides its staged files, mounted read-only."""
+
+    project: str | None = None  # the project's root
+    environment: str | None = None  # a site-packages directory
+
+    def bind_pairs(self) -> list[tuple[str, str]]:
+        """(host path, path inside) for the isolating backends."""
+        pairs = []
+        if self.project:
+            pairs.append((self.project, PROJECT_MOUNT))
+        if self.environment:
+            pairs.append((self.environment, ENVIRONMENT_MOUNT))
+        return pairs
+
+
+NO_MOUNTS = Mounts()
 
 
 def sandbox_env(home: str) -> dict[str, str]:
@@ -73,6 +97,8 @@ class Layout:
     task_dir: str
     work_dir: str
     pid_namespace: bool
+    project_dir: str | None = None  # the project's root inside the sandbox
+    environment_dir: str | None = None  # the environment's site-packages inside the sandbox
 
     def supervisor_argv(self) -> list[str]:
         return [
@@ -122,12 +148,24 @@ class Backend(ABC):
         """``None`` when this backend can run here, else why not (for the user)."""
 
     @abstractmethod
-    def layout(self, task_dir: Path) -> Layout:
+    def layout(self, task_dir: Path, mounts: Mounts = NO_MOUNTS) -> Layout:
         """Paths inside the sandbox for a task staged in ``task_dir`` on the host."""
 
     @abstractmethod
-    def run(self, task_dir: Path, limits: Limits, on_event: OnEvent) -> SandboxRun:
-        """Run the supervisor on ``task_dir`` (which holds job.json) and stream its events."""
+    def run(
+        self, task_dir: Path, limits: Limits, on_event: OnEvent, mounts: Mounts = NO_MOUNTS
+    ) -> SandboxRun:
+        """Run the supervisor on ``task_dir`` (which holds job.json) and stream its events;
+        ``mounts`` are bound read-only where :meth:`layout` says."""
+
+
+def mounted_layout(layout: Layout, mounts: Mounts) -> Layout:
+    """``layout`` with the fixed mount points of the isolating backends for ``mounts``."""
+    return dataclasses.replace(
+        layout,
+        project_dir=PROJECT_MOUNT if mounts.project else None,
+        environment_dir=ENVIRONMENT_MOUNT if mounts.environment else None,
+    )
 
 
 def run_streaming(

@@ -28,7 +28,18 @@ import sys
 from pathlib import Path
 
 from ..task import Limits
-from .base import HARNESS_DIR, Backend, Layout, OnEvent, SandboxRun, run_streaming, sandbox_env
+from .base import (
+    HARNESS_DIR,
+    NO_MOUNTS,
+    Backend,
+    Layout,
+    Mounts,
+    OnEvent,
+    SandboxRun,
+    mounted_layout,
+    run_streaming,
+    sandbox_env,
+)
 
 UID_BASE = 200_000  # sandbox uids are drawn from [UID_BASE, UID_BASE + UID_SPAN)
 UID_SPAN = 100_000
@@ -97,8 +108,8 @@ class BwrapBackend(Backend):
             )
         return None
 
-    def layout(self, task_dir: Path) -> Layout:
-        return Layout(
+    def layout(self, task_dir: Path, mounts: Mounts = NO_MOUNTS) -> Layout:
+        layout = Layout(
             python=self.python,
             harness_parent=str(Path(HARNESS_MOUNT).parent),
             harness_package=Path(HARNESS_MOUNT).name,
@@ -106,8 +117,9 @@ class BwrapBackend(Backend):
             work_dir="/scratch",
             pid_namespace=True,
         )
+        return mounted_layout(layout, mounts)
 
-    def command(self, task_dir: Path, limits: Limits) -> list[str]:
+    def command(self, task_dir: Path, limits: Limits, mounts: Mounts = NO_MOUNTS) -> list[str]:
         """The bwrap command line (and, as root, the switch to a fresh uid inside it)."""
         args = []
         for path in SYSTEM_DIRS:
@@ -138,11 +150,15 @@ class BwrapBackend(Backend):
             "--tmpfs",
             "/tmp",
         ]
-        mounts = _python_dirs(self.python)
-        for parent in _parents([*mounts, HARNESS_MOUNT, TASK_MOUNT]):
+        python_dirs = _python_dirs(self.python)
+        binds = mounts.bind_pairs()
+        inside = [HARNESS_MOUNT, TASK_MOUNT, *(dest for _, dest in binds)]
+        for parent in _parents([*python_dirs, *inside]):
             args += ["--perms", "0755", "--dir", parent]  # bwrap would make them 0700
-        for prefix in mounts:
+        for prefix in python_dirs:
             args += ["--ro-bind", prefix, prefix]
+        for source, dest in binds:  # the project and its environment: read-only
+            args += ["--ro-bind", source, dest]
         args += [
             "--ro-bind",
             str(HARNESS_DIR),
@@ -206,8 +222,12 @@ class BwrapBackend(Backend):
             "--",
         ]
 
-    def run(self, task_dir: Path, limits: Limits, on_event: OnEvent) -> SandboxRun:
-        return run_streaming(self.command(task_dir, limits), limits=limits, on_event=on_event)
+    def run(
+        self, task_dir: Path, limits: Limits, on_event: OnEvent, mounts: Mounts = NO_MOUNTS
+    ) -> SandboxRun:
+        return run_streaming(
+            self.command(task_dir, limits, mounts), limits=limits, on_event=on_event
+        )
 
 
 def _parents(paths: list[str]) -> list[str]:

@@ -19,12 +19,15 @@ from .base import (
     EVENT_BYTES,
     GRACE_S,
     HARNESS_DIR,
+    NO_MOUNTS,
     STDERR_TAIL,
     Backend,
     EventReader,
     Layout,
+    Mounts,
     OnEvent,
     SandboxRun,
+    mounted_layout,
     sandbox_env,
 )
 
@@ -82,8 +85,8 @@ class DockerBackend(Backend):
             return f"cannot inspect image {self.image}: {exc}"
         return None
 
-    def layout(self, task_dir: Path) -> Layout:
-        return Layout(
+    def layout(self, task_dir: Path, mounts: Mounts = NO_MOUNTS) -> Layout:
+        layout = Layout(
             python="/usr/bin/python3",
             harness_parent=str(Path(HARNESS_MOUNT).parent),
             harness_package=Path(HARNESS_MOUNT).name,
@@ -91,8 +94,11 @@ class DockerBackend(Backend):
             work_dir="/scratch",
             pid_namespace=True,
         )
+        return mounted_layout(layout, mounts)
 
-    def run(self, task_dir: Path, limits: Limits, on_event: OnEvent) -> SandboxRun:
+    def run(
+        self, task_dir: Path, limits: Limits, on_event: OnEvent, mounts: Mounts = NO_MOUNTS
+    ) -> SandboxRun:
         import docker
         from docker.types import Ulimit
 
@@ -103,7 +109,7 @@ class DockerBackend(Backend):
         memory = 2 * limits.memory_bytes + MEMORY_SLACK
         container = client.containers.create(
             self.image,
-            command=self.layout(task_dir).supervisor_argv(),
+            command=self.layout(task_dir, mounts).supervisor_argv(),
             user="65534:65534",
             network_mode="none",
             read_only=True,
@@ -114,6 +120,8 @@ class DockerBackend(Backend):
             volumes={
                 str(HARNESS_DIR): {"bind": HARNESS_MOUNT, "mode": "ro"},
                 str(task_dir): {"bind": TASK_MOUNT, "mode": "ro"},
+                # the project and its environment, read-only
+                **{src: {"bind": dest, "mode": "ro"} for src, dest in mounts.bind_pairs()},
             },
             working_dir="/scratch",
             environment=sandbox_env("/scratch"),

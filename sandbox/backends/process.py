@@ -13,7 +13,17 @@ import sys
 from pathlib import Path
 
 from ..task import Limits
-from .base import HARNESS_DIR, Backend, Layout, OnEvent, SandboxRun, run_streaming, sandbox_env
+from .base import (
+    HARNESS_DIR,
+    NO_MOUNTS,
+    Backend,
+    Layout,
+    Mounts,
+    OnEvent,
+    SandboxRun,
+    run_streaming,
+    sandbox_env,
+)
 
 NOT_ALLOWED = (
     "the 'process' backend runs code without any isolation; enable it explicitly "
@@ -31,7 +41,7 @@ class ProcessBackend(Backend):
     def unavailable_reason(self) -> str | None:
         return None if self.allowed else NOT_ALLOWED
 
-    def layout(self, task_dir: Path) -> Layout:
+    def layout(self, task_dir: Path, mounts: Mounts = NO_MOUNTS) -> Layout:
         return Layout(
             python=self.python,
             harness_parent=str(HARNESS_DIR.parent),
@@ -39,10 +49,14 @@ class ProcessBackend(Backend):
             task_dir=str(task_dir),
             work_dir=str(task_dir.parent / "scratch"),
             pid_namespace=False,
+            project_dir=mounts.project,  # no isolation: the host's own paths
+            environment_dir=mounts.environment,
         )
 
-    def run(self, task_dir: Path, limits: Limits, on_event: OnEvent) -> SandboxRun:
-        layout = self.layout(task_dir)
+    def run(
+        self, task_dir: Path, limits: Limits, on_event: OnEvent, mounts: Mounts = NO_MOUNTS
+    ) -> SandboxRun:
+        layout = self.layout(task_dir, mounts)
         Path(layout.work_dir).mkdir(exist_ok=True)
         try:
             return run_streaming(

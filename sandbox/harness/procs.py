@@ -19,11 +19,14 @@ TAIL_BYTES = 4096
 class Stop(Exception):
     """Ends the evaluation with a status (``timeout``, ``crashed``, ``tampered``…)."""
 
-    def __init__(self, status: str, message: str, role: str | None = None) -> None:
+    def __init__(
+        self, status: str, message: str, role: str | None = None, stage: str | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.role = role
+        self.stage = stage  # what failed to load: "import", "entry", "workload" (or None)
 
 
 class OutputLog:

@@ -1,4 +1,5 @@
-"""Per-line profile of the entry point and the functions of ``target`` it calls (line_profiler).
+"""Per-line profile of the target function and the functions of its module it calls
+(line_profiler), over the workload's calls (or its ``run()``).
 
 ``share`` is a line's time divided by the entry function's total time (callee time included),
 so a callee's lines show their share of the whole call.
@@ -31,7 +32,7 @@ def profile_calls(worker, min_s: float) -> dict:  # noqa: ANN001
         return {"error": "line_profiler is not installed in the sandbox"}
     from .worker import source_line
 
-    functions = _functions(worker.module, worker.entry)
+    functions = _functions(worker.module, worker.function)
     if not functions:
         return {"error": "the entry point is not a Python function; nothing to profile"}
     profiler = LineProfiler()

@@ -62,6 +62,10 @@ class Supervisor:
             "code_dir": paths[role],
             "workload_path": paths["workload"],
             "entry": self.job["entry"],
+            **{
+                key: self.job.get(key)
+                for key in ("module", "module_file", "project_dir", "environment_dir")
+            },
         }
         worker = WorkerProcess(role, config, self.job, self.output, quiet)
         self.workers.add(worker)
@@ -95,12 +99,17 @@ class Supervisor:
                     worker.role,
                 )
 
-    def load(self, role: str, quiet: bool = False) -> tuple[WorkerProcess, dict]:
+    def load(
+        self, role: str, quiet: bool = False, preload: tuple[str, ...] = ()
+    ) -> tuple[WorkerProcess, dict]:
         """A fresh worker with the code imported. ``quiet``: its output goes to /dev/null
         (timing and profiling repeat the calls thousands of times; the tests and the
-        equivalence stage, which run first, already capped and showed what it prints)."""
+        equivalence stage, which run first, already capped and showed what it prints).
+        ``preload``: the harness's own modules that the command will need, imported before
+        the project's environment comes first on ``sys.path``."""
         worker = self.spawn(role, quiet)
-        reply = worker.request({"cmd": "load"}, self.deadline, f"importing the {role}")
+        message = {"cmd": "load", "preload": list(preload)}
+        reply = worker.request(message, self.deadline, f"importing the {role}")
         worker.threads = worker.native_threads()
         self.check_processes(worker, f"importing the {role}")
         if "error" in reply:
@@ -112,26 +121,58 @@ class Supervisor:
                 "workload": "the workload failed",
             }.get(err["stage"], err["stage"])
             status = "error" if role == "baseline" and self.mode == "compare" else "failed"
-            if err["stage"] == "workload":
-                status = "error"
-            raise Stop(status, f"{what}: {err['type']}: {err['message']}", role)
+            if err["stage"] == "workload" or (role == "baseline" and self.job.get("module")):
+                status = "error"  # the project itself (or the workload) is broken
+            text = err.get("text") or f"{err['type']}: {err['message']}"
+            raise Stop(status, f"{what}: {text}", role, stage=err["stage"])
         return worker, reply
 
     # -- stages ---------------------------------------------------------------------------------
 
     def run_tests(self) -> None:
-        path = self.job["paths"].get("tests")
-        if not path:
-            self.stage("tests", {"passed": 0, "failed": 0, "failures": []}, skipped="no tests")
+        paths = [self.job["paths"]["tests"]] if self.job["paths"].get("tests") else []
+        paths += self.job.get("project_tests") or []
+        if not paths:
+            empty = {"passed": 0, "failed": 0, "failures": [], "coverage": None}
+            self.stage("tests", empty, skipped="no tests")
             return
-        worker, _ = self.load(self.subject)
-        reply = self.ask(worker, {"cmd": "tests", "path": path}, f"the tests of the {self.subject}")
-        self.retire(worker)
-        if "error" in reply:
-            raise Stop("error", reply["error"]["message"])
+        coverage = None
+        if self.mode == "compare" and self.job.get("module"):
+            # A project's tests run on the original first: they must pass there, and their
+            # coverage of the target is measured on it.
+            base = self.tests_of("baseline", paths)
+            if base["failed"]:
+                first = base["failures"][0]
+                raise Stop(
+                    "error",
+                    f"the selected tests fail on the baseline ({base['failed']} failed; "
+                    f"{first['name']}: {first['message'][:300]}); they must pass on the "
+                    "original code",
+                    "baseline",
+                )
+            coverage = base.get("coverage")
+        reply = self.tests_of(self.subject, paths)
+        if coverage is not None:
+            reply["coverage"] = coverage
         if reply["failed"]:
             self.correct = False
         self.stage("tests", reply)
+
+    def tests_of(self, role: str, paths: list[str]) -> dict:
+        project = self.job.get("project_dir")
+        rootdir = project if project and self.job.get("project_tests") else None
+        worker, _ = self.load(role, preload=("pytest", "coverage"))
+        message = {
+            "cmd": "tests",
+            "paths": paths,
+            "rootdir": rootdir or os.path.dirname(paths[0]),
+            "coverage": role == "baseline",
+        }
+        reply = self.ask(worker, message, f"the tests of the {role}")
+        self.retire(worker)
+        if "error" in reply:
+            raise Stop("error", reply["error"]["message"])
+        return reply
 
     def run_cases(self, role: str) -> tuple[dict, dict]:
         worker, loaded = self.load(role)
@@ -220,7 +261,7 @@ class Supervisor:
         self.stage("timing", measure(self, roles, self.job["timing"]))
 
     def run_profile(self) -> None:
-        worker, _ = self.load(self.subject, quiet=True)
+        worker, _ = self.load(self.subject, quiet=True, preload=("line_profiler",))
         min_s = float(self.job["timing"].get("profile_min_s", 0.0))
         reply = self.ask(
             worker, {"cmd": "profile", "min_s": min_s}, f"profiling the {self.subject}"
@@ -232,6 +273,7 @@ class Supervisor:
 
     def run(self) -> None:
         status, message, stages = "ok", None, ["tests", "equivalence", "timing", "profile"]
+        error_stage = None
         try:
             for name in stages:
                 if name == "timing" and not self.correct:
@@ -239,7 +281,7 @@ class Supervisor:
                 else:
                     getattr(self, "run_" + name)()
         except Stop as stop:
-            status, message = stop.status, stop.message
+            status, message, error_stage = stop.status, stop.message, stop.stage
             if stop.role == "baseline" and self.mode == "compare":
                 # The baseline's own trouble is the task's problem, not the candidate's.
                 if status != "error":
@@ -259,7 +301,13 @@ class Supervisor:
             if name not in self.emitted:
                 self.stage(name, skipped=f"stopped: {status}")
         self.emit(
-            {"event": "done", "status": status, "message": message, "output": self.output.as_dict()}
+            {
+                "event": "done",
+                "status": status,
+                "message": message,
+                "error_stage": error_stage,
+                "output": self.output.as_dict(),
+            }
         )
 
 

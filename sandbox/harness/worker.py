@@ -1,4 +1,5 @@
-"""A worker: imports the code under test as ``target`` and runs it on the supervisor's commands.
+"""A worker: imports the code under test (the module ``target``, or a module of a project or
+package, see ``imports.py``) and runs it on the supervisor's commands.
 
 Commands arrive and replies leave on two pipes (length-prefixed JSON). stdin is /dev/null and
 stdout/stderr are the supervisor's capped pipes. A worker never measures its own time: the
@@ -11,7 +12,9 @@ from __future__ import annotations
 
 import builtins
 import copy
+import importlib
 import importlib.util
+import inspect
 import json
 import linecache
 import os
@@ -21,7 +24,7 @@ import threading
 import time
 import traceback
 
-from . import protocol, values
+from . import imports, protocol, values
 
 _EXIT_EXCEPTIONS = (SystemExit, KeyboardInterrupt, GeneratorExit)
 _MUTABLE = (list, dict, set, bytearray)
@@ -133,7 +136,8 @@ class Worker:
         self.pid = os.getpid()
         self.integrity = Integrity()
         self.module = None
-        self.entry = None
+        self.entry = None  # what a call calls: the target, or the workload's run()
+        self.function = None  # the Python function under optimization (profile, coverage)
         self.cases: list[tuple[tuple, dict]] = []
         self.batch: list[tuple[tuple, dict, int]] = []
         self.kept: list = []
@@ -193,23 +197,17 @@ class Worker:
 
     def cmd_load(self, message: dict) -> dict:
         cfg = self.config
-        sys.path.insert(0, cfg["code_dir"])
+        for name in message.get("preload", ()):  # the harness's own imports, before the
+            try:  # environment's packages come ahead on sys.path
+                importlib.import_module(name)
+            except ImportError:
+                pass
         try:
-            self.module = __import__("target")
+            failure = self._import_target(cfg)
         except _EXIT_EXCEPTIONS as exc:
             raise Tampered(f"raised {type(exc).__name__} while being imported") from None
-        except BaseException as exc:  # noqa: BLE001
-            return _failure("import", exc)
-        entry = getattr(self.module, cfg["entry"], None)
-        if entry is None or not callable(entry):
-            return {
-                "error": {
-                    "stage": "entry",
-                    "type": "AttributeError",
-                    "message": f"target defines no function {cfg['entry']!r}",
-                }
-            }
-        self.entry = entry
+        if failure:
+            return failure
         random.seed(0)
         np = sys.modules.get("numpy")
         if np is not None:
@@ -219,7 +217,16 @@ class Worker:
             workload = importlib.util.module_from_spec(spec)
             sys.modules["workload"] = workload
             spec.loader.exec_module(workload)
-            self.cases = [_normalise(case, i) for i, case in enumerate(workload.cases())]
+            has_cases, run = hasattr(workload, "cases"), getattr(workload, "run", None)
+            if has_cases and callable(run):
+                raise ValueError("the workload defines both cases() and run(); keep one")
+            if callable(run):  # one call exercising the public API, compared by its result
+                self.entry = run
+                self.cases = [((), {})]
+            elif has_cases:
+                self.cases = [_normalise(case, i) for i, case in enumerate(workload.cases())]
+            else:
+                raise ValueError("the workload defines neither cases() nor run()")
         except _EXIT_EXCEPTIONS as exc:
             raise Tampered(f"raised {type(exc).__name__} while building the workload") from None
         except BaseException as exc:  # noqa: BLE001
@@ -238,6 +245,53 @@ class Worker:
         self.state_after_load = _containers_of(self.module)
         digest = values.encode([list(c) for c in self.cases], budget=200_000)
         return {"ok": True, "n_cases": len(self.cases), "inputs": json.dumps(digest)[:100_000]}
+
+    def _import_target(self, cfg: dict) -> dict | None:
+        """Import the code under test and find its entry point; an error reply or ``None``."""
+        imports.prepare_path(cfg.get("project_dir"), cfg.get("environment_dir"))
+        name = cfg.get("module")
+        if not name:
+            sys.path.insert(0, cfg["code_dir"])
+            try:
+                self.module = __import__("target")
+            except _EXIT_EXCEPTIONS:
+                raise
+            except BaseException as exc:  # noqa: BLE001
+                return _failure("import", exc)
+            entry = getattr(self.module, cfg["entry"], None)
+            if entry is None or not callable(entry):
+                return {
+                    "error": {
+                        "stage": "entry",
+                        "type": "AttributeError",
+                        "message": f"target defines no function {cfg['entry']!r}",
+                    }
+                }
+            self.entry = self.function = entry
+            return None
+        staged = os.path.join(cfg["code_dir"], cfg["module_file"])
+        try:
+            self.module = imports.import_module(name, staged)
+            self.entry, self.function = imports.resolve_entry(self.module, cfg["entry"])
+        except imports.TargetError as exc:
+            return {"error": {"stage": exc.stage, "type": "TargetError", "text": str(exc)}}
+        except _EXIT_EXCEPTIONS:
+            raise
+        except BaseException as exc:  # noqa: BLE001
+            failure = _failure("import", exc)
+            failure["error"]["text"] = imports.describe_import_error(exc, name)
+            return failure
+        defined_in = self.function.__code__.co_filename
+        if defined_in not in (staged, self.module.__file__):
+            return {
+                "error": {
+                    "stage": "entry",
+                    "type": "TargetError",
+                    "text": f"{cfg['entry']} is defined in {defined_in}, not in {name}: "
+                    "optimize it in its own module",
+                }
+            }
+        return None
 
     def cmd_run_cases(self, message: dict) -> dict:
         import tracemalloc
@@ -277,7 +331,12 @@ class Worker:
     def cmd_tests(self, message: dict) -> dict:
         from .testrun import run_tests
 
-        result = run_tests(message["path"])
+        cover = None
+        if message.get("coverage") and inspect.isfunction(self.function):
+            cover = (self.function.__code__.co_filename, self.config["entry"])
+        result = run_tests(
+            message["paths"], message["rootdir"], cover, self.config.get("environment_dir")
+        )
         self.check("after the tests")
         return result
 

@@ -1,6 +1,6 @@
 """durable jobs; candidate iteration numbers as a column, unique per session
 
-Revision ID: jobs_0002
+Revision ID: 0002
 Revises: 0001
 Create Date: 2026-12-01 20:30:00
 
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "jobs_0002"
+revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
