@@ -8,10 +8,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from app.services._convert import session_info
 from app.services.conair_store import Matrix
 from app.services.consistency import behaviour_key, outcomes
 from app.services.context import Context
-from app.services.evaluation import evaluate_on_pool, recheck_on_trusted_tests, run_tests_only
+from app.services.evaluation import (
+    evaluate_on_pool,
+    recheck_on_trusted_tests,
+    run_tests_only,
+    sandbox_fields,
+)
 from app.services.views import TestCaseView
 from db import queries
 from db.engine import unit_of_work
@@ -40,6 +46,7 @@ def run_matrix(
     with unit_of_work(c.engine) as s:
         sess = queries.get_session(session_id, session=s)
         baseline, entry, workload = sess.baseline_source, sess.entry_point, sess.workload_source
+        fields = sandbox_fields(session_info(sess))
         sources = {x.id: x.source for x in queries.list_candidates(session_id, session=s)}
     futures = {
         target: c.pool.submit(
@@ -52,6 +59,7 @@ def run_matrix(
             workload=workload,
             on_progress=on_progress,
             progress_info={"candidate_id": target, "tests_only": True},
+            source=fields,
         )
         for target, tests in targets.items()
     }

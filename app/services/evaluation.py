@@ -213,8 +213,10 @@ def run_tests_only(
     workload: str,
     on_progress: ProgressFn | None = None,
     progress_info: dict[str, Any] | None = None,
+    source: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A sandbox run for test outcomes only (minimal timing, nothing stored)."""
+    """A sandbox run for test outcomes only (minimal timing, nothing stored). ``source``: a
+    module session's TASK.json fields (``sandbox_fields``)."""
     return run_sandbox(
         ctx,
         baseline=baseline,
@@ -225,6 +227,7 @@ def run_tests_only(
         on_progress=on_progress,
         progress_info=progress_info,
         timing=MATRIX_TIMING,
+        source=source,
     )
 
 
@@ -292,24 +295,26 @@ def recheck_on_trusted_tests(
                 continue
             sess = queries.get_session(cand.session_id, session=s)
             jobs[cid] = {
-                "source": cand.source,
+                "code": cand.source,
                 "tests": trusted_tests(queries.list_test_cases(sess.id, session=s)) or "",
                 "baseline": sess.baseline_source,
                 "entry": sess.entry_point,
                 "workload": sess.workload_source,
+                "source": sandbox_fields(session_info(sess)),
                 "latest": latest.id,
             }
     futures = {
         cid: ctx.pool.submit(
             run_tests_only,
             ctx,
-            job["source"],
+            job["code"],
             job["tests"],
             baseline=job["baseline"],
             entry=job["entry"],
             workload=job["workload"],
             on_progress=on_progress,
             progress_info={"candidate_id": cid, "recheck": True},
+            source=job["source"],
         )
         for cid, job in jobs.items()
     }
