@@ -121,7 +121,9 @@ def _matrix_table(state: services.ConairState) -> None:
     validation = {"unvalidated": "unvalidated", "accepted": "accepted", "corrected": "corrected"}
 
     def column(t: services.TestCaseView) -> str:
-        return f"{t.name} ({validation.get(t.validation, t.validation)})"
+        against = t.validation == "unvalidated" and state.baseline_outcomes.get(t.id) == "fail"
+        status = "contradicts the original" if against else validation.get(t.validation, "")
+        return f"{t.name} ({status or t.validation})"
 
     rows = [
         {"version": "original (baseline)"}
