@@ -3,6 +3,7 @@ work offline, and every setting documented in the README."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,9 @@ def test_every_setting_is_documented_in_the_readme() -> None:
         assert key in readme
 
 
+READS_ENV = re.compile(r"os\.getenv\(|os\.environ\.get\(|os\.environ\[[^\]]*\](?!\s*=[^=])")
+
+
 def test_only_app_config_reads_the_environment() -> None:
     offenders = []
     for path in ROOT.glob("**/*.py"):
@@ -61,6 +65,7 @@ def test_only_app_config_reads_the_environment() -> None:
         if rel.parts[0] in {".venv", "tests", "bench", "data"} or rel == Path("app/config.py"):
             continue
         text = path.read_text(errors="replace")
-        if "os.environ[" in text or "os.getenv(" in text or "os.environ.get(" in text:
+        # Reads only: the sandbox's own harness may set a variable for the process it runs in.
+        if READS_ENV.search(text):
             offenders.append(str(rel))
     assert offenders == [], f"read environment variables outside app/config.py: {offenders}"
