@@ -8,6 +8,10 @@ The verdict (every key always present; ``None`` where it does not apply):
     ``error`` (the evaluation could not judge: broken baseline or workload, harness fault).
 ``message``
     what happened, for a person (``None`` when ``ok``).
+``error_stage``
+    where it went wrong (``None`` when ``ok``): ``parse`` | ``import`` | ``entry`` |
+    ``workload`` | ``tests`` | ``equivalence`` | ``timing`` | ``profile`` | ``limits``
+    (:class:`sandbox.verdict.ErrorStage`; typed as :class:`sandbox.verdict.Verdict`).
 ``correct``
     tests all pass and outputs (and input mutations) equal the baseline's on every case.
 ``tests``
@@ -15,8 +19,13 @@ The verdict (every key always present; ``None`` where it does not apply):
 ``equivalent``, ``mismatches``, ``mismatch_count``
     first mismatches ``{case, reason, expected, got}`` (values shortened).
 ``speedup``, ``ci95``, ``verdict``
-    baseline time / candidate time (geometric mean of paired ratios), its 95% CI ``[low, high]``,
-    ``faster`` | ``slower`` | ``not significant``; all ``None`` unless correct in compare mode.
+    baseline time / candidate time, its 95% CI ``[low, high]``, ``faster`` | ``slower`` |
+    ``not significant``; all ``None`` unless correct in compare mode. Sequential timing (the
+    default): ``ci95`` is the anytime-valid interval that justified the stop (see
+    ``harness/stats.py``); fixed protocol (``timing.sequential: false``): the bootstrap CI.
+``rounds``, ``stopped``, ``timing_s``
+    rounds of fresh processes timed, why timing stopped (``settled`` | ``budget`` |
+    ``max_rounds``) and the seconds spent timing (this candidate's, when there are several).
 ``baseline``, ``candidate``
     timing summaries: ``statistic`` (median), ``clock`` (cpu | wall), ``per_call_s``,
     ``cpu_per_call_s``, ``wall_per_call_s``, ``spread_s``, ``samples``, ``processes``,
@@ -34,6 +43,10 @@ The verdict (every key always present; ``None`` where it does not apply):
 ``output``
     ``{stdout, stderr, bytes}``: the tails of what the code under test printed.
 ``stages``, ``mode``, ``backend``, ``duration_s``.
+``candidates``
+    only for a task with ``candidates: [...]``: one verdict as above per candidate, in order;
+    the top level then holds the common parts (``status`` ``ok`` unless the baseline or the
+    sandbox failed, ``baseline`` timing, ``timing``, ``backend``, ``duration_s``).
 
 The speedup is recomputed here from the raw paired samples with the statistics module the
 supervisor uses.
@@ -49,8 +62,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .backends.base import Backend, SandboxRun, sandbox_env
-from .harness.stats import estimate_speedup, summarize
-from .harness.timing import ratios_by_round
+from .harness.stats import summarize
+from .harness.timing import estimate, ratios_by_round
 from .task import Limits, Task
 
 STAGES = ("start", "tests", "equivalence", "timing", "profile", "done")
@@ -63,7 +76,11 @@ def stage_task(task: Task, root: Path) -> Path:
     # Same-length directory names for both sides (see harness/procs.py on alignment).
     (task_dir / "base").mkdir(parents=True)
     (task_dir / "base" / "target.py").write_text(task.baseline)
-    if task.mode == "compare":
+    if task.candidates:
+        for name, source in zip(candidate_dirs(task), task.candidates, strict=True):
+            (task_dir / name).mkdir()
+            (task_dir / name / "target.py").write_text(source)
+    elif task.mode == "compare":
         (task_dir / "cand").mkdir()
         (task_dir / "cand" / "target.py").write_text(task.candidate or "")
     (task_dir / "workload.py").write_text(task.workload)
@@ -74,11 +91,18 @@ def stage_task(task: Task, root: Path) -> Path:
     return task_dir
 
 
+def candidate_dirs(task: Task) -> list[str]:
+    """Directory names of several candidates: as long as "base" (see harness/procs.py)."""
+    return [f"c{i:03d}" for i in range(len(task.candidates or ()))]
+
+
 def build_job(task: Task, limits: Limits, backend: Backend, task_dir: Path) -> dict:
     layout = backend.layout(task_dir)
     inside = layout.task_dir
     paths = {"baseline": f"{inside}/base", "workload": f"{inside}/workload.py"}
-    if task.mode == "compare":
+    if task.candidates:
+        paths["candidates"] = [f"{inside}/{name}" for name in candidate_dirs(task)]
+    elif task.mode == "compare":
         paths["candidate"] = f"{inside}/cand"
     if task.tests:
         paths["tests"] = f"{inside}/test_target.py"
@@ -109,16 +133,24 @@ def evaluate_task(
         events.append(event)
         if event.get("event") == "stage" and event.get("stage") in STAGES:
             reported.append(event["stage"])
-            notify(event["stage"], _stage_info(event))
+            info = _stage_info(event)
+            if "candidate" in event:  # several candidates: whose stage this is
+                info = {**info, "candidate": event["candidate"]}
+            notify(event["stage"], info)
 
     with tempfile.TemporaryDirectory(prefix="perfloop-") as tmp:
         task_dir = stage_task(task, Path(tmp))
         (task_dir / "job.json").write_text(json.dumps(build_job(task, limits, backend, task_dir)))
         os.chmod(task_dir / "job.json", 0o644)
         run = backend.run(task_dir, limits, on_event)
-    verdict = assemble_verdict(task, events, run, limits)
+    if task.candidates:
+        verdict = assemble_many(task, events, run, limits)
+    else:
+        verdict = assemble_verdict(task, events, run, limits)
     verdict["backend"] = backend.name
     verdict["duration_s"] = round(time.monotonic() - started, 3)
+    for each in verdict.get("candidates") or []:
+        each["backend"], each["duration_s"] = verdict["backend"], verdict["duration_s"]
     for stage in STAGES[1:-1]:
         if stage not in reported:
             notify(stage, {"skipped": f"stopped: {verdict['status']}"})
@@ -141,6 +173,7 @@ def empty_verdict(task: Task) -> dict:
     return {
         "status": "error",
         "message": None,
+        "error_stage": None,
         "correct": False,
         "mode": task.mode,
         "tests": {"passed": 0, "failed": 0, "failures": [], "ran": False},
@@ -150,6 +183,9 @@ def empty_verdict(task: Task) -> dict:
         "speedup": None,
         "ci95": None,
         "verdict": None,
+        "rounds": None,
+        "stopped": None,
+        "timing_s": None,
         "baseline": None,
         "candidate": None,
         "timing": None,
@@ -164,14 +200,25 @@ def empty_verdict(task: Task) -> dict:
     }
 
 
-def assemble_verdict(task: Task, events: list[dict], run: SandboxRun, limits: Limits) -> dict:
+def assemble_verdict(
+    task: Task,
+    events: list[dict],
+    run: SandboxRun,
+    limits: Limits,
+    index: int | None = None,
+) -> dict:
+    """The verdict from the supervisor's events; ``index``: that candidate's, of several."""
     v = empty_verdict(task)
     done = None
     for event in events:
         if event.get("event") == "done":
             done = event
+            if index is not None and len(event.get("candidates") or []) > index:
+                done = event["candidates"][index]
             continue
         if event.get("event") != "stage":
+            continue
+        if index is not None and event.get("candidate") != index:
             continue
         stage, data = event.get("stage"), event.get("data") or {}
         v["stages"][stage] = f"skipped: {event['skipped']}" if event.get("skipped") else "done"
@@ -199,13 +246,16 @@ def assemble_verdict(task: Task, events: list[dict], run: SandboxRun, limits: Li
             v["line_profile"], v["profile"] = _profile(data)
     if done is not None:
         v["status"], v["message"] = done["status"], done.get("message")
+        v["error_stage"] = done.get("error_stage")
         v["output"] = done.get("output", v["output"])
     elif run.timed_out:
         v["status"] = "timeout"
         v["message"] = f"the evaluation exceeded the wall-clock limit of {limits.wall_s:g} s"
+        v["error_stage"] = "limits"
     elif run.output_exceeded:
         v["status"] = "output_limit"
         v["message"] = "the sandbox produced more output than allowed"
+        v["error_stage"] = "limits"
     else:
         v["status"] = "crashed"
         tail = run.stderr.strip()[-1500:]
@@ -213,9 +263,42 @@ def assemble_verdict(task: Task, events: list[dict], run: SandboxRun, limits: Li
             f":\n{tail}" if tail else ""
         )
     v["correct"] = v["status"] == "ok"
+    if v["status"] == "ok":
+        v["error_stage"] = None
     if not v["correct"] or task.mode != "compare":
         v["speedup"] = v["ci95"] = v["verdict"] = None
     return v
+
+
+def assemble_many(task: Task, events: list[dict], run: SandboxRun, limits: Limits) -> dict:
+    """Several candidates: the common parts at the top, one full verdict per candidate."""
+    top = assemble_verdict(task, [e for e in events if "candidate" not in e], run, limits)
+    done = next((e for e in events if e.get("event") == "done"), None)
+    each = []
+    for i in range(len(task.candidates or ())):
+        if done is not None and done.get("status") == "ok" and done.get("candidates"):
+            each.append(assemble_verdict(task, events, run, limits, index=i))
+        else:  # the baseline or the sandbox failed: every candidate shares that verdict
+            mine = [e for e in events if e.get("candidate") == i]
+            own = assemble_verdict(task, mine, run, limits)
+            for key in ("status", "message", "error_stage", "correct", "output"):
+                own[key] = top[key]
+            own["speedup"] = own["ci95"] = own["verdict"] = None
+            each.append(own)
+    base = next((c["baseline"] for c in each if c.get("baseline")), None)
+    top["baseline"] = base
+    timing = next((e["data"] for e in events if e.get("stage") == "timing" and e.get("data")), None)
+    if timing is not None:
+        top["timing"] = {
+            "clock": timing.get("clock"),
+            "rounds": timing.get("total_rounds"),
+            "duration_s": timing.get("total_duration_s"),
+            "sequential": timing.get("sequential"),
+        }
+        top["rounds"] = timing.get("total_rounds")
+        top["timing_s"] = timing.get("total_duration_s")
+    top["candidates"] = each
+    return top
 
 
 def _timing(v: dict, task: Task, data: dict) -> None:
@@ -239,10 +322,15 @@ def _timing(v: dict, task: Task, data: dict) -> None:
             "processes": len(rounds),
             "calls_per_sample": data["calls_per_sample"][role],
         }
-    v["timing"] = {k: data.get(k) for k in ("clock", "rounds", "stopped", "duration_s")}
+    v["timing"] = {
+        k: data.get(k) for k in ("clock", "rounds", "stopped", "duration_s", "sequential")
+    }
     v["timing"]["samples"] = rounds
+    v["rounds"], v["stopped"] = data.get("rounds"), data.get("stopped")
+    v["timing_s"] = round(float(data.get("duration_s") or 0.0), 3)
     if task.mode == "compare":
-        est = estimate_speedup(ratios_by_round(rounds, clock), seed=0)
+        # Recomputed from the raw pairs (the supervisor's estimate is not taken on trust).
+        est = estimate(ratios_by_round(rounds, clock), task.timing.as_dict(), seed=0)
         v["speedup"] = est.speedup
         v["ci95"] = list(est.ci95)
         v["verdict"] = est.verdict
