@@ -35,6 +35,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _human(verdict: dict) -> str:
+    if verdict.get("candidates"):
+        head = f"status: {verdict['status']}" + (
+            f" — {verdict['message']}" if verdict.get("message") else ""
+        )
+        parts = [head]
+        for i, each in enumerate(verdict["candidates"]):
+            body = _human(each).replace("\n", "\n  ")
+            parts.append(f"candidate #{i + 1}:\n  {body}")
+        return "\n".join(parts)
     lines = [
         f"status: {verdict['status']}"
         + (f" — {verdict['message']}" if verdict.get("message") else "")
@@ -61,6 +70,11 @@ def _human(verdict: dict) -> str:
         lines.append(
             f"speedup: ×{verdict['speedup']:.3f} [95% CI {low:.3f}–{high:.3f}]: "
             f"{verdict['verdict']}"
+        )
+    if verdict.get("rounds"):
+        lines.append(
+            f"timing: {verdict['rounds']} rounds, stopped: {verdict['stopped']}, "
+            f"{verdict['timing_s']:.2f} s"
         )
     if verdict["peak_memory_bytes"] is not None:
         lines.append(f"peak memory: {verdict['peak_memory_bytes']:,} bytes")

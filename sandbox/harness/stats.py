@@ -22,6 +22,7 @@ every look: :func:`confidence_sequence` below.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -82,31 +83,38 @@ def estimate_speedup(rounds: list[list[float]], seed: int = 0) -> SpeedupEstimat
     return SpeedupEstimate(point, ci, verdict_for(ci), n_rounds * k, n_rounds)
 
 
-def _mixture_bf(t: float, n: int, gs: tuple[float, ...]) -> float:
-    """The scale-invariant normal-mixture Bayes factor of ``mean = mu0`` at t-statistic ``t``."""
+def _log_mixture_bf(t: float, n: int, gs: tuple[float, ...]) -> float:
+    """log of the scale-invariant normal-mixture Bayes factor of ``mean = mu0`` at t-statistic
+    ``t`` after ``n`` observations (in logs: it grows like (1 + n g)^((n-1)/2))."""
     nu = n - 1
-    total = 0.0
-    for g in gs:
-        c = 1.0 + n * g
-        total += c**-0.5 * ((1.0 + t * t / nu) / (1.0 + t * t / (nu * c))) ** (n / 2)
-    return total / len(gs)
+    logs = [
+        -0.5 * math.log1p(n * g)
+        + (n / 2) * (math.log1p(t * t / nu) - math.log1p(t * t / (nu * (1.0 + n * g))))
+        for g in gs
+    ]
+    top = max(logs)
+    return top + math.log(math.fsum(math.exp(x - top) for x in logs) / len(logs))
 
 
+@functools.lru_cache(maxsize=1024)
 def cs_multiplier(n: int, alpha: float = ALPHA, gs: tuple[float, ...] = MIXTURE_G) -> float:
     """``m`` such that the confidence sequence after ``n`` observations is ``mean ± m·s``
     (``s`` the sample standard deviation); ``inf`` while it is still unbounded."""
     if n < 2:
         return math.inf
-    threshold = 1.0 / alpha
-    ceiling = sum((1.0 + n * g) ** ((n - 1) / 2) for g in gs) / len(gs)  # the BF as |t| -> inf
+    threshold = math.log(1.0 / alpha)
+    # The Bayes factor's limit as |t| -> inf: below the threshold, no t rejects.
+    logs = [((n - 1) / 2) * math.log1p(n * g) for g in gs]
+    top = max(logs)
+    ceiling = top + math.log(math.fsum(math.exp(x - top) for x in logs) / len(logs))
     if ceiling <= threshold:
         return math.inf
     low, high = 0.0, 1.0
-    while _mixture_bf(high, n, gs) < threshold:
+    while _log_mixture_bf(high, n, gs) < threshold:
         high *= 2.0
     for _ in range(100):  # bisection: the Bayes factor increases with |t|
         mid = (low + high) / 2
-        if _mixture_bf(mid, n, gs) < threshold:
+        if _log_mixture_bf(mid, n, gs) < threshold:
             low = mid
         else:
             high = mid

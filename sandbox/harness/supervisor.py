@@ -344,14 +344,23 @@ class Supervisor:
             self.correct[culprit] = False
             return None
 
+    def _own_deadline(self, waves: int) -> None:
+        """Several candidates: this thread's next stage gets a share of the time left (at
+        least 20 s or half of it), so that one that hangs cannot starve the others."""
+        if not self.many:
+            self.local.deadline = None
+            return
+        left = self.deadline - time.monotonic()
+        self.local.deadline = time.monotonic() + max(left * 0.5 / waves, min(left * 0.5, 20.0))
+
     def _checks(self, role: str) -> None:
         self.local.failed_stage = None
-        share = (self.deadline - time.monotonic()) * 0.5 / len(self.subjects)
-        self.local.deadline = time.monotonic() + share if self.many else None
+        self._own_deadline(len(self.subjects))
         if role in self.outcome:
             return
         self._guard(role, "tests", self.run_tests, role)
         if role not in self.outcome:
+            self._own_deadline(len(self.subjects))
             self._guard(role, "equivalence", self.run_equivalence, role)
         self.failed_stage[role] = self.local.failed_stage
 
@@ -370,16 +379,15 @@ class Supervisor:
             base = pool.submit(self._in_thread, "equivalence", self.run_baseline_cases)
 
             waves = -(-len(roles) // len(self.cpus))
-            left = self.deadline - time.monotonic()
-            share = max(left * 0.5 / waves, min(left, 10.0))
 
             def check(role: str) -> None:
                 self.local.failed_stage = None
-                self.local.deadline = time.monotonic() + share if self.many else None
+                self._own_deadline(waves)
                 self._guard(role, "tests", self.run_tests, role)
                 if role in self.outcome:
                     return
                 base.result()
+                self._own_deadline(waves)
                 self._guard(role, "equivalence", self.run_equivalence, role)
                 self.failed_stage[role] = self.local.failed_stage
 
@@ -404,9 +412,7 @@ class Supervisor:
         for role in roles:
             if time.monotonic() > self.deadline - 0.5:
                 break
-            if self.many:
-                share = (self.deadline - time.monotonic()) * 0.5 / len(roles)
-                self.local.deadline = time.monotonic() + share
+            self._own_deadline(len(roles))
             reply = self._guard(role, "profile", self.run_profile, role)
             if reply is not None:
                 out[role] = reply
