@@ -116,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         def progress(stage: str, info: dict) -> None:
             if not args.quiet and not args.json:
                 note = f" (skipped: {info['skipped']})" if info.get("skipped") else ""
+                if "candidate" in info:
+                    note = f" candidate #{info['candidate'] + 1}{note}"
                 print(f"[{stage}]{note}", file=sys.stderr)
 
         verdict = evaluate(
