@@ -21,7 +21,8 @@
   CI is computed and sampling stops once its half-width is within ``target_rel_ci`` (but not
   before ``early_stop_rounds``).
 - Either way timing ends when every candidate has stopped, when the next round would exceed
-  ``budget_s`` (``budget``), or after ``max_rounds``.
+  ``budget_s`` (``budget``; with N candidates ``budget_s * (1 + (N - 1) / 2)``), or after
+  ``max_rounds``.
 - Several candidates: a round starts a fresh baseline and a fresh process per candidate still
   undecided, all pinned to one CPU; each set of samples takes the baseline and every such
   candidate once, in random order, so the baseline is measured once for all. A candidate that
@@ -180,7 +181,10 @@ class _Side:
 
 def _measure(sup, roles: list[str], opts: dict, cpus: list | None) -> dict:  # noqa: ANN001
     start = time.monotonic()
-    budget_end = min(start + float(opts["budget_s"]), sup.deadline - 1.0)
+    # A round times every undecided candidate beside one baseline: each extra candidate adds
+    # about half a pair's time, so the budget grows by half per extra candidate.
+    budget = float(opts["budget_s"]) * (1 + 0.5 * max(0, len(roles) - 2))
+    budget_end = min(start + budget, sup.deadline - 1.0)
     seed = opts.get("seed")
     sequential = bool(opts.get("sequential", True))
     band = float(opts.get("noise_band", NOISE_BAND))
