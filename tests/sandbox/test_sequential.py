@@ -65,3 +65,19 @@ def test_timing_options_are_validated():
         sandbox.parse_task({**base, "timing": {"noise_band": -0.1}})
     with pytest.raises(InvalidTask, match="min_rounds must be at least 2"):
         sandbox.parse_task({**base, "timing": {"min_rounds": 1}})
+
+
+def test_code_that_waits_is_timed_on_the_wall_clock_and_busy_code_on_cpu_time():
+    sleeper = "import time\ndef f(n):\n    time.sleep(n / 1e6)\n    return n\n"
+    task = {
+        "baseline": sleeper.replace("n / 1e6", "2 * n / 1e6"),
+        "candidate": sleeper,
+        "entry": "f",
+        "workload": "def cases():\n    return [(2000,), (3000,)]\n",
+        "timing": {"min_sample_s": 0.02, "budget_s": 6},
+    }
+    verdict = sandbox.evaluate(task, backend="bwrap", limits=QUICK_LIMITS)
+    assert verdict["timing"]["clock"] == "wall"  # it blocks once per call
+    assert verdict["verdict"] == "faster" and 1.6 < verdict["speedup"] < 2.4
+    busy = judge(2, 1, budget_s=6)
+    assert busy["timing"]["clock"] == "cpu"  # never blocks: a busy machine must not flip it
