@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import traceback
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from . import values
 from .procs import OutputLog, Stop, WorkerProcess, kill_all, stray_processes
@@ -74,6 +74,7 @@ class Supervisor:
         self.cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
         self.pinned: list[int] | None = None  # CPUs of the current thread's workers
         self.local = threading.local()
+        self.checking: str | None = None  # the candidate whose checks run beside the baseline
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -306,8 +307,22 @@ class Supervisor:
             if getattr(self.local, "failed_stage", None) is None:
                 self.local.failed_stage = "equivalence"
 
-    def run_timing(self, roles: list[str], cpus: list[int] | None) -> None:
-        data = measure(self, ["baseline", *roles], self.job["timing"], cpus)
+    def run_timing(
+        self, roles: list[str], cpus: list[int] | None, concurrent: bool = False
+    ) -> None:
+        try:
+            data = measure(self, ["baseline", *roles], self.job["timing"], cpus)
+        except Stop as stop:
+            killed = "killed by SIGKILL" in stop.message or "killed by SIGTERM" in stop.message
+            if concurrent and killed and stop.role in roles:
+                # The candidate's own profile ran beside: nothing else could signal it.
+                raise Stop(
+                    "tampered",
+                    f"{stop.message}; killed while the {stop.role}'s profile was running",
+                    stop.role,
+                    "timing",
+                ) from None
+            raise
         for role, info in data.get("candidates", {}).items():
             if "failure" in info:
                 failure = info["failure"]
@@ -353,13 +368,16 @@ class Supervisor:
         left = self.deadline - time.monotonic()
         self.local.deadline = time.monotonic() + max(left * 0.5 / waves, min(left * 0.5, 20.0))
 
-    def _checks(self, role: str) -> None:
+    def _checks(self, role: str, base: Future | None = None) -> None:
+        """Tests, then equivalence (once the baseline's workload run, ``base``, is done)."""
         self.local.failed_stage = None
         self._own_deadline(len(self.subjects))
         if role in self.outcome:
             return
         self._guard(role, "tests", self.run_tests, role)
         if role not in self.outcome:
+            if base is not None:
+                base.result()
             self._own_deadline(len(self.subjects))
             self._guard(role, "equivalence", self.run_equivalence, role)
         self.failed_stage[role] = self.local.failed_stage
@@ -373,34 +391,39 @@ class Supervisor:
                 self._checks(role)
             self.local.deadline = None
             return
-        # Nothing is timed yet: one side per CPU. The baseline's workload run first, beside
-        # the first candidate's tests; each candidate's equivalence waits for the baseline's.
-        with ThreadPoolExecutor(max_workers=len(self.cpus)) as pool:
+        # Nothing is timed yet: the baseline's workload run on one CPU, beside the candidates'
+        # checks, one candidate at a time (then any process killed by a signal meanwhile was
+        # killed by that one candidate: same uid, it may signal the baseline's process).
+        with ThreadPoolExecutor(max_workers=2) as pool:
             base = pool.submit(self._in_thread, "equivalence", self.run_baseline_cases)
 
-            waves = -(-len(roles) // len(self.cpus))
+            def checks() -> None:
+                for role in roles:
+                    self.checking = role
+                    self._checks(role, base)
+                self.checking = None
 
-            def check(role: str) -> None:
-                self.local.failed_stage = None
-                self._own_deadline(waves)
-                self._guard(role, "tests", self.run_tests, role)
-                if role in self.outcome:
-                    return
-                base.result()
-                self._own_deadline(waves)
-                self._guard(role, "equivalence", self.run_equivalence, role)
-                self.failed_stage[role] = self.local.failed_stage
-
-            futures = [pool.submit(check, role) for role in roles]
+            others = pool.submit(checks)
             try:
                 base.result()
-            except BaseException:
-                self._kill_workers()  # the others' requests fail fast; their results don't count
-                for f in futures:
-                    f.exception()
+            except Stop as stop:
+                self._kill_workers()  # the checks' requests fail fast; their results don't count
+                others.exception()
+                culprit = self.checking
+                if stop.role == "baseline" and stop.status == "crashed" and culprit:
+                    raise Stop(
+                        "tampered",
+                        f"{stop.message}; the baseline's process was killed while the "
+                        f"{culprit}'s was running",
+                        culprit,
+                        "equivalence",
+                    ) from None
                 raise
-            for f in futures:
-                f.result()
+            except BaseException:
+                self._kill_workers()
+                others.exception()
+                raise
+            others.result()
 
     def _in_thread(self, stage: str, fn, *args):  # noqa: ANN001, ANN202
         self.local.stage = stage
@@ -434,14 +457,15 @@ class Supervisor:
             profiled = [r for r in self.subjects if r not in self.outcome]
             profiles: dict[str, dict] = {}
             self.local.stage = "timing"
-            if (timed or self.mode == "baseline") and len(self.cpus) >= 2 and profiled:
-                # The timed processes on one CPU, the profiles beside them on the others.
+            beside = not self.many  # one candidate's code only: it alone could disturb it
+            if (timed or self.mode == "baseline") and len(self.cpus) >= 2 and profiled and beside:
+                # The timed processes on one CPU, the profile beside them on the others.
                 timing_cpu = random.Random(self.job["timing"].get("seed")).choice(self.cpus)
                 others = [c for c in self.cpus if c != timing_cpu]
                 with ThreadPoolExecutor(max_workers=1) as pool:
                     job = pool.submit(self._profiles, profiled, others)
                     try:
-                        self.run_timing(timed, [timing_cpu])
+                        self.run_timing(timed, [timing_cpu], concurrent=True)
                     except BaseException:
                         self._kill_workers()
                         job.exception()
