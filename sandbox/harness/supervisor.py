@@ -39,9 +39,11 @@ class Supervisor:
     Several candidates (``paths["candidates"]``): each has its own tests, equivalence, profile
     and outcome; one candidate's failure never ends the others' evaluation. The baseline's does.
 
-    Both cores, no cross-talk: with two or more CPUs, the tests and equivalence stages (nothing
-    is timed yet) run on a small pool, one side per CPU; during timing the timed processes are
-    pinned to one CPU and the profiles run beside them, pinned to the other CPUs.
+    Both cores, no cross-talk: with two or more CPUs the baseline's workload run (nothing is
+    timed yet) runs beside the candidates' tests and equivalence, one candidate at a time; during
+    timing the timed processes are pinned to one CPU and, with a single candidate, its profile
+    runs beside them pinned to the other CPUs. At most one candidate's code runs at any moment,
+    so a process killed by a signal meanwhile is blamed on that candidate (``tampered``).
     """
 
     def __init__(self, job: dict, events_fd: int) -> None:

@@ -303,8 +303,19 @@ def _measure(sup, roles: list[str], opts: dict, cpus: list | None) -> dict:  # n
             culprit = stop.role or failed
             if not many or culprit not in sides or time.monotonic() >= sup.deadline - 0.1:
                 raise
-            sides[culprit].stopped = "failed"
-            sides[culprit].failure = (stop.status, stop.message)
+            signalled = "killed by SIGKILL" in stop.message or "killed by SIGTERM" in stop.message
+            if signalled:
+                # Same uid: any candidate of the round may have sent it; none is trusted.
+                note = (
+                    f"{stop.message}; killed while {', '.join(active)} were timed together "
+                    "(one of them sent the signal: evaluate them separately to find which)"
+                )
+                for role in active:
+                    sides[role].stopped = "failed"
+                    sides[role].failure = ("tampered", note)
+            else:
+                sides[culprit].stopped = "failed"
+                sides[culprit].failure = (stop.status, stop.message)
             pairs = []
         finally:
             for worker in workers.values():
