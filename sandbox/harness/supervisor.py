@@ -71,7 +71,8 @@ class Supervisor:
         self.outcome: dict[str, tuple[str, str | None, str | None]] = {}  # role -> status,…
         self.failed_stage: dict[str, str | None] = {}  # tests / equivalence, when not correct
         self.emitted: dict[str, list[str]] = {role: [] for role in self.subjects}
-        self.lock = threading.RLock()  # spawning vs. looking for stray processes; events
+        self.lock = threading.RLock()  # spawning vs. looking for stray processes
+        self.emit_lock = threading.Lock()  # one event line at a time
         self.base_cases: dict | None = None
         self.cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
         self.pinned: list[int] | None = None  # CPUs of the current thread's workers
@@ -83,7 +84,7 @@ class Supervisor:
     def emit(self, event: dict) -> None:
         data = (json.dumps(event, separators=(",", ":"), allow_nan=True) + "\n").encode()
         view = memoryview(data)
-        with self.lock:
+        with self.emit_lock:
             while view:
                 view = view[os.write(self.events_fd, view) :]
 
