@@ -73,6 +73,7 @@ class Supervisor:
         self.emitted: dict[str, list[str]] = {role: [] for role in self.subjects}
         self.lock = threading.RLock()  # spawning vs. looking for stray processes
         self.emit_lock = threading.Lock()  # one event line at a time
+        self.closing: set[WorkerProcess] = set()
         self.base_cases: dict | None = None
         self.cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
         self.pinned: list[int] | None = None  # CPUs of the current thread's workers
@@ -128,9 +129,14 @@ class Supervisor:
         return self.deadline if own is None else min(own, self.deadline)
 
     def retire(self, worker: WorkerProcess) -> None:
+        with self.lock:  # once only: another thread may be ending the evaluation meanwhile
+            if worker in self.closing or worker not in self.workers:
+                return
+            self.closing.add(worker)
         worker.close(self.time_limit)
         with self.lock:
             self.workers.discard(worker)
+            self.closing.discard(worker)
 
     def ask(
         self, worker: WorkerProcess, message: dict, what: str, deadline: float | None = None
@@ -410,7 +416,7 @@ class Supervisor:
             try:
                 base.result()
             except Stop as stop:
-                self._kill_workers()  # the checks' requests fail fast; their results don't count
+                self._kill_workers(retire=False)  # the checks fail fast; they don't count
                 others.exception()
                 culprit = self.checking
                 if stop.role == "baseline" and stop.status == "crashed" and culprit:
@@ -423,7 +429,7 @@ class Supervisor:
                     ) from None
                 raise
             except BaseException:
-                self._kill_workers()
+                self._kill_workers(retire=False)
                 others.exception()
                 raise
             others.result()
@@ -470,7 +476,7 @@ class Supervisor:
                     try:
                         self.run_timing(timed, [timing_cpu], concurrent=True)
                     except BaseException:
-                        self._kill_workers()
+                        self._kill_workers(retire=False)
                         job.exception()
                         raise
                     profiles = job.result()
@@ -535,13 +541,16 @@ class Supervisor:
             )
         self.emit(done)
 
-    def _kill_workers(self) -> None:
+    def _kill_workers(self, retire: bool = True) -> None:
+        """Kill every worker; ``retire=False`` while another thread may still use its own (its
+        request then fails fast and that thread retires it)."""
         with self.lock:
             workers = list(self.workers)
         for worker in workers:
             worker.kill()
-        for worker in workers:
-            self.retire(worker)
+        if retire:
+            for worker in workers:
+                self.retire(worker)
 
 
 def _timing_for(data: dict, role: str) -> dict:
