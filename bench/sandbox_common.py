@@ -1,4 +1,9 @@
-"""Shared pieces of the sandbox benchmarks (tasks with a known cost, printing)."""
+"""Shared pieces of the sandbox benchmarks (tasks with a known cost, printing).
+
+Every sandbox bench accepts ``--quick`` (fewer runs: proves it runs and prints the figures on a
+busy machine; ``make sandbox-bench QUICK=1``). Rerun without it on a quiet machine for the
+figures to report.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+QUICK = "--quick" in sys.argv
+if QUICK:
+    sys.argv.remove("--quick")
 
 # f(n) repeats the same loop `reps` times: a candidate with half the reps does exactly half the
 # work and returns the same value.
@@ -33,6 +42,23 @@ def loop_task(
     if candidate_reps is not None:
         task["candidate"] = LOOP.format(reps=candidate_reps)
     return task
+
+
+def ratio_task(
+    baseline_reps: int, candidate_reps: int | None, per_call_ms: float = 1.0, **extra: object
+) -> dict:
+    """A task whose baseline costs about ``per_call_ms`` per call (on this machine) and whose
+    candidate does exactly ``candidate_reps / baseline_reps`` of its work (same result)."""
+    scale = 2.0 / baseline_reps * per_call_ms
+    sizes = [int(n * scale) for n in (20000, 21000, 22000)]
+    workload = f"def cases():\n    return [{', '.join(f'({n},)' for n in sizes)}]\n"
+    return loop_task(baseline_reps, candidate_reps, workload, **extra)
+
+
+def seconds(started: float) -> float:
+    import time
+
+    return time.monotonic() - started
 
 
 @contextmanager

@@ -4,7 +4,8 @@ pyperf times the same per-call protocol (inputs deep-copied before the clock sta
 own process orchestration and statistics (``--fast``; mean of values), once with its default
 wall clock (``perf_counter``) and once with CPU time (``process_time``, fair on a loaded
 machine); the sandbox runs with its defaults. Target: agreement within 3%.
-Run: ``.venv/bin/python bench/sandbox_pyperf.py [backend] [pair name prefix…]``
+Run: ``.venv/bin/python bench/sandbox_pyperf.py [backend] [pair name prefix…] [--quick]``
+(``--quick``: the first three pairs, the ones the issue's target names.)
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from sandbox_common import load
+from sandbox_common import QUICK, load
 
 import sandbox
 
@@ -88,7 +89,7 @@ def pyperf_mean(code: str, workload: str, clock: str) -> float:
 
 def main() -> None:
     backend = sys.argv[1] if len(sys.argv) > 1 else "bwrap"
-    chosen = sys.argv[2:] or list(PAIRS)  # pair names, or a prefix of one
+    chosen = sys.argv[2:] or list(PAIRS)[: 3 if QUICK else None]  # names, or prefixes
     print(f"sandbox ({backend}) vs pyperf; {load()}")
     for name, (baseline, candidate, workload) in PAIRS.items():
         if not any(name.startswith(prefix) for prefix in chosen):

@@ -9,6 +9,10 @@ SYSTEM_PACKAGES += bubblewrap docker.io debootstrap
 sandbox-image: install
 	$(PY) -m sandbox build-image
 
-## Print the sandbox measurement figures (A/A, known ratio, pyperf agreement, overhead).
+## Print the sandbox measurement figures: time to verdict (sequential vs fixed), A/A (real and
+## simulated), known ratio idle / one core busy, four candidates in one task, pyperf, overhead.
+## QUICK=1: fewer runs (proves each bench runs; rerun without it on a quiet machine).
+SANDBOX_BENCHES = sandbox_sequential_sim sandbox_speed sandbox_aa sandbox_ratio sandbox_many \
+	sandbox_pyperf sandbox_overhead
 sandbox-bench: install
-	for b in bench/sandbox_*.py; do $(PY) $$b || exit 1; done
+	for b in $(SANDBOX_BENCHES); do echo "== $$b"; $(PY) bench/$$b.py $(if $(QUICK),--quick) || exit 1; done

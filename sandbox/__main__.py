@@ -35,6 +35,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _human(verdict: dict) -> str:
+    if verdict.get("candidates"):
+        head = f"status: {verdict['status']}" + (
+            f" — {verdict['message']}" if verdict.get("message") else ""
+        )
+        parts = [head]
+        for i, each in enumerate(verdict["candidates"]):
+            body = _human(each).replace("\n", "\n  ")
+            parts.append(f"candidate #{i + 1}:\n  {body}")
+        return "\n".join(parts)
     lines = [
         f"status: {verdict['status']}"
         + (f" — {verdict['message']}" if verdict.get("message") else "")
@@ -70,6 +79,11 @@ def _human(verdict: dict) -> str:
         lines.append(
             f"coverage of the target by the tests: {coverage['covered']} of "
             f"{coverage['lines']} lines ({share:.0%}){note}"
+        )
+    if verdict.get("rounds"):
+        lines.append(
+            f"timing: {verdict['rounds']} rounds, stopped: {verdict['stopped']}, "
+            f"{verdict['timing_s']:.2f} s"
         )
     if verdict["peak_memory_bytes"] is not None:
         lines.append(f"peak memory: {verdict['peak_memory_bytes']:,} bytes")
@@ -116,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         def progress(stage: str, info: dict) -> None:
             if not args.quiet and not args.json:
                 note = f" (skipped: {info['skipped']})" if info.get("skipped") else ""
+                if "candidate" in info:
+                    note = f" candidate #{info['candidate'] + 1}{note}"
                 print(f"[{stage}]{note}", file=sys.stderr)
 
         verdict = evaluate(

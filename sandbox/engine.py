@@ -8,6 +8,11 @@ The verdict (every key always present; ``None`` where it does not apply):
     ``error`` (the evaluation could not judge: broken baseline or workload, harness fault).
 ``message``
     what happened, for a person (``None`` when ``ok``).
+``error_stage``
+    where it went wrong (``None`` when ``ok``): ``parse`` | ``import`` | ``entry`` |
+    ``workload`` | ``tests`` | ``equivalence`` | ``timing`` | ``profile`` | ``limits``
+    (:class:`sandbox.verdict.ErrorStage`; typed as :class:`sandbox.verdict.Verdict`); ``entry``
+    also when the target cannot be optimized (nested, lambda, C extension…).
 ``correct``
     tests all pass and outputs (and input mutations) equal the baseline's on every case.
 ``tests``
@@ -19,8 +24,13 @@ The verdict (every key always present; ``None`` where it does not apply):
 ``equivalent``, ``mismatches``, ``mismatch_count``
     first mismatches ``{case, reason, expected, got}`` (values shortened).
 ``speedup``, ``ci95``, ``verdict``
-    baseline time / candidate time (geometric mean of paired ratios), its 95% CI ``[low, high]``,
-    ``faster`` | ``slower`` | ``not significant``; all ``None`` unless correct in compare mode.
+    baseline time / candidate time, its 95% CI ``[low, high]``, ``faster`` | ``slower`` |
+    ``not significant``; all ``None`` unless correct in compare mode. Sequential timing (the
+    default): ``ci95`` is the anytime-valid interval that justified the stop (see
+    ``harness/stats.py``); fixed protocol (``timing.sequential: false``): the bootstrap CI.
+``rounds``, ``stopped``, ``timing_s``
+    rounds of fresh processes timed, why timing stopped (``settled`` | ``budget`` |
+    ``max_rounds``) and the seconds spent timing (this candidate's, when there are several).
 ``baseline``, ``candidate``
     timing summaries: ``statistic`` (median), ``clock`` (cpu | wall), ``per_call_s``,
     ``cpu_per_call_s``, ``wall_per_call_s``, ``spread_s``, ``samples``, ``processes``,
@@ -37,10 +47,11 @@ The verdict (every key always present; ``None`` where it does not apply):
     the largest tracemalloc peak over the workload's calls.
 ``output``
     ``{stdout, stderr, bytes}``: the tails of what the code under test printed.
-``error_stage``
-    what failed to load when the code could not even start: ``import``, ``entry`` (the
-    target is missing or cannot be optimized: nested, lambda, C extension…), ``workload``.
 ``stages``, ``mode``, ``backend``, ``duration_s``.
+``candidates``
+    only for a task with ``candidates: [...]``: one verdict as above per candidate, in order;
+    the top level then holds the common parts (``status`` ``ok`` unless the baseline or the
+    sandbox failed, ``baseline`` timing, ``timing``, ``backend``, ``duration_s``).
 
 The speedup is recomputed here from the raw paired samples with the statistics module the
 supervisor uses.
@@ -56,8 +67,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .backends.base import Backend, Mounts, SandboxRun, sandbox_env
-from .harness.stats import estimate_speedup, summarize
-from .harness.timing import ratios_by_round
+from .harness.stats import summarize
+from .harness.timing import estimate, ratios_by_round
 from .task import Limits, Task
 
 STAGES = ("start", "tests", "equivalence", "timing", "profile", "done")
@@ -79,7 +90,9 @@ def stage_task(task: Task, root: Path) -> Path:
     task_dir = root / "task"
     # Same-length directory names for both sides (see harness/procs.py on alignment).
     sides = {"base": task.baseline}
-    if task.mode == "compare":
+    if task.candidates:
+        sides.update(zip(candidate_dirs(task), task.candidates, strict=True))
+    elif task.mode == "compare":
         sides["cand"] = task.candidate or ""
     for side, source in sides.items():
         path = task_dir / side / module_file(task)
@@ -93,11 +106,18 @@ def stage_task(task: Task, root: Path) -> Path:
     return task_dir
 
 
+def candidate_dirs(task: Task) -> list[str]:
+    """Directory names of several candidates: as long as "base" (see harness/procs.py)."""
+    return [f"c{i:03d}" for i in range(len(task.candidates or ()))]
+
+
 def build_job(task: Task, limits: Limits, backend: Backend, task_dir: Path) -> dict:
     layout = backend.layout(task_dir, mounts_of(task))
     inside = layout.task_dir
     paths = {"baseline": f"{inside}/base", "workload": f"{inside}/workload.py"}
-    if task.mode == "compare":
+    if task.candidates:
+        paths["candidates"] = [f"{inside}/{name}" for name in candidate_dirs(task)]
+    elif task.mode == "compare":
         paths["candidate"] = f"{inside}/cand"
     if task.tests:
         paths["tests"] = f"{inside}/test_target.py"
@@ -134,16 +154,24 @@ def evaluate_task(
         events.append(event)
         if event.get("event") == "stage" and event.get("stage") in STAGES:
             reported.append(event["stage"])
-            notify(event["stage"], _stage_info(event))
+            info = _stage_info(event)
+            if "candidate" in event:  # several candidates: whose stage this is
+                info = {**info, "candidate": event["candidate"]}
+            notify(event["stage"], info)
 
     with tempfile.TemporaryDirectory(prefix="perfloop-") as tmp:
         task_dir = stage_task(task, Path(tmp))
         (task_dir / "job.json").write_text(json.dumps(build_job(task, limits, backend, task_dir)))
         os.chmod(task_dir / "job.json", 0o644)
         run = backend.run(task_dir, limits, on_event, mounts_of(task))
-    verdict = assemble_verdict(task, events, run, limits)
+    if task.candidates:
+        verdict = assemble_many(task, events, run, limits)
+    else:
+        verdict = assemble_verdict(task, events, run, limits)
     verdict["backend"] = backend.name
     verdict["duration_s"] = round(time.monotonic() - started, 3)
+    for each in verdict.get("candidates") or []:
+        each["backend"], each["duration_s"] = verdict["backend"], verdict["duration_s"]
     for stage in STAGES[1:-1]:
         if stage not in reported:
             notify(stage, {"skipped": f"stopped: {verdict['status']}"})
@@ -166,17 +194,20 @@ def empty_verdict(task: Task) -> dict:
     return {
         "status": "error",
         "message": None,
+        "error_stage": None,
         "correct": False,
         "mode": task.mode,
         "tests": {"passed": 0, "failed": 0, "failures": [], "ran": False},
         "coverage": None,
-        "error_stage": None,
         "equivalent": None,
         "mismatches": [],
         "mismatch_count": 0,
         "speedup": None,
         "ci95": None,
         "verdict": None,
+        "rounds": None,
+        "stopped": None,
+        "timing_s": None,
         "baseline": None,
         "candidate": None,
         "timing": None,
@@ -191,14 +222,25 @@ def empty_verdict(task: Task) -> dict:
     }
 
 
-def assemble_verdict(task: Task, events: list[dict], run: SandboxRun, limits: Limits) -> dict:
+def assemble_verdict(
+    task: Task,
+    events: list[dict],
+    run: SandboxRun,
+    limits: Limits,
+    index: int | None = None,
+) -> dict:
+    """The verdict from the supervisor's events; ``index``: that candidate's, of several."""
     v = empty_verdict(task)
     done = None
     for event in events:
         if event.get("event") == "done":
             done = event
+            if index is not None and len(event.get("candidates") or []) > index:
+                done = event["candidates"][index]
             continue
         if event.get("event") != "stage":
+            continue
+        if index is not None and event.get("candidate") != index:
             continue
         stage, data = event.get("stage"), event.get("data") or {}
         v["stages"][stage] = f"skipped: {event['skipped']}" if event.get("skipped") else "done"
@@ -232,9 +274,11 @@ def assemble_verdict(task: Task, events: list[dict], run: SandboxRun, limits: Li
     elif run.timed_out:
         v["status"] = "timeout"
         v["message"] = f"the evaluation exceeded the wall-clock limit of {limits.wall_s:g} s"
+        v["error_stage"] = "limits"
     elif run.output_exceeded:
         v["status"] = "output_limit"
         v["message"] = "the sandbox produced more output than allowed"
+        v["error_stage"] = "limits"
     else:
         v["status"] = "crashed"
         tail = run.stderr.strip()[-1500:]
@@ -242,9 +286,42 @@ def assemble_verdict(task: Task, events: list[dict], run: SandboxRun, limits: Li
             f":\n{tail}" if tail else ""
         )
     v["correct"] = v["status"] == "ok"
+    if v["status"] == "ok":
+        v["error_stage"] = None
     if not v["correct"] or task.mode != "compare":
         v["speedup"] = v["ci95"] = v["verdict"] = None
     return v
+
+
+def assemble_many(task: Task, events: list[dict], run: SandboxRun, limits: Limits) -> dict:
+    """Several candidates: the common parts at the top, one full verdict per candidate."""
+    top = assemble_verdict(task, [e for e in events if "candidate" not in e], run, limits)
+    done = next((e for e in events if e.get("event") == "done"), None)
+    each = []
+    for i in range(len(task.candidates or ())):
+        if done is not None and done.get("status") == "ok" and done.get("candidates"):
+            each.append(assemble_verdict(task, events, run, limits, index=i))
+        else:  # the baseline or the sandbox failed: every candidate shares that verdict
+            mine = [e for e in events if e.get("candidate") == i]
+            own = assemble_verdict(task, mine, run, limits)
+            for key in ("status", "message", "error_stage", "correct", "output"):
+                own[key] = top[key]
+            own["speedup"] = own["ci95"] = own["verdict"] = None
+            each.append(own)
+    base = next((c["baseline"] for c in each if c.get("baseline")), None)
+    top["baseline"] = base
+    timing = next((e["data"] for e in events if e.get("stage") == "timing" and e.get("data")), None)
+    if timing is not None:
+        top["timing"] = {
+            "clock": timing.get("clock"),
+            "rounds": timing.get("total_rounds"),
+            "duration_s": timing.get("total_duration_s"),
+            "sequential": timing.get("sequential"),
+        }
+        top["rounds"] = timing.get("total_rounds")
+        top["timing_s"] = timing.get("total_duration_s")
+    top["candidates"] = each
+    return top
 
 
 def _timing(v: dict, task: Task, data: dict) -> None:
@@ -268,10 +345,15 @@ def _timing(v: dict, task: Task, data: dict) -> None:
             "processes": len(rounds),
             "calls_per_sample": data["calls_per_sample"][role],
         }
-    v["timing"] = {k: data.get(k) for k in ("clock", "rounds", "stopped", "duration_s")}
+    v["timing"] = {
+        k: data.get(k) for k in ("clock", "rounds", "stopped", "duration_s", "sequential")
+    }
     v["timing"]["samples"] = rounds
+    v["rounds"], v["stopped"] = data.get("rounds"), data.get("stopped")
+    v["timing_s"] = round(float(data.get("duration_s") or 0.0), 3)
     if task.mode == "compare":
-        est = estimate_speedup(ratios_by_round(rounds, clock), seed=0)
+        # Recomputed from the raw pairs (the supervisor's estimate is not taken on trust).
+        est = estimate(ratios_by_round(rounds, clock), task.timing.as_dict(), seed=0)
         v["speedup"] = est.speedup
         v["ci95"] = list(est.ci95)
         v["verdict"] = est.verdict

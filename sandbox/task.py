@@ -13,6 +13,10 @@ root first on ``sys.path``), ``module`` (the dotted module under optimization: `
 ``Stat._getextrema``), ``environment`` (a venv root or a site-packages directory, mounted
 read-only ahead of the app's packages) and ``project_tests`` (test files or pytest node ids
 relative to the project root). Without ``module`` the code is the module ``target``.
+
+``candidates: [source, ...]`` instead of ``candidate`` judges several candidates against one
+baseline in one pass (each its own tests, equivalence and profile; one timing stage in which the
+baseline is measured once for all of them); the verdict then has ``candidates: [verdict, ...]``.
 """
 
 from __future__ import annotations
@@ -66,10 +70,15 @@ class TimingOptions:
 
     budget_s: float = 9.0  # wall-clock budget of the timing stage
     min_sample_s: float = 0.02  # loops are calibrated so one sample lasts at least this long
-    min_rounds: int = 4  # fresh baseline/candidate process pairs, at least
+    # Sequential (the default): look after every round, stop once the anytime-valid CI is
+    # outside the noise band (faster/slower) or inside it (not significant); see stats.py.
+    # False: the fixed protocol (bootstrap CI, early_stop_rounds/target_rel_ci below).
+    sequential: bool = True
+    noise_band: float = 0.02  # ±2% around 1: differences smaller than this do not matter
+    min_rounds: int | None = None  # fresh process pairs, at least (None: 2 sequential, 4 fixed)
     max_rounds: int = 20
     pairs_per_round: int = 5
-    target_rel_ci: float = 0.01  # stop early once the CI's half-width is within ±1%…
+    target_rel_ci: float = 0.01  # fixed protocol: stop early once the CI's half-width is ±1%…
     early_stop_rounds: int = 8  # …but not before this many rounds (a CI narrow by chance
     # after a few rounds undercovers: measured 1 false "faster" in 20 A/A runs at 7 rounds)
     profile_min_s: float = 0.0  # repeat the workload under the line profiler at least this long
@@ -86,20 +95,29 @@ class TimingOptions:
         if unknown:
             raise InvalidTask(f"unknown timing option(s) {sorted(unknown)}; known: {sorted(known)}")
         for name, value in data.items():
-            if name == "seed":
+            if name in ("seed", "min_rounds"):
                 if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                    raise InvalidTask("timing.seed must be an integer or null")
+                    raise InvalidTask(f"timing.{name} must be an integer or null")
+            elif name == "sequential":
+                if not isinstance(value, bool):
+                    raise InvalidTask("timing.sequential must be true or false")
             elif isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise InvalidTask(f"timing.{name} must be a non-negative number, got {value!r}")
         opts = cls(**data)
-        if opts.min_rounds < 2:
+        if opts.min_rounds is not None and opts.min_rounds < 2:
             raise InvalidTask("timing.min_rounds must be at least 2 (fresh processes)")
-        if opts.max_rounds < opts.min_rounds or opts.pairs_per_round < 1:
+        if opts.max_rounds < opts.rounds_at_least or opts.pairs_per_round < 1:
             raise InvalidTask("timing: need max_rounds >= min_rounds and pairs_per_round >= 1")
         return opts
 
+    @property
+    def rounds_at_least(self) -> int:
+        if self.min_rounds is not None:
+            return self.min_rounds
+        return 2 if self.sequential else 4
+
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "min_rounds": self.rounds_at_least}
 
 
 @dataclass(frozen=True)
@@ -116,6 +134,7 @@ class Task:
     module: str | None = None  # dotted name of the module under optimization
     environment: str | None = None  # absolute path of the site-packages directory to mount
     project_tests: tuple[str, ...] = ()  # test files / node ids relative to the project root
+    candidates: tuple[str, ...] | None = None  # several candidates in one pass (see above)
 
     @property
     def code_under_test(self) -> str:
@@ -126,6 +145,7 @@ class Task:
 _KNOWN_KEYS = {
     "baseline",
     "candidate",
+    "candidates",
     "entry",
     "workload",
     "tests",
@@ -137,6 +157,7 @@ _KNOWN_KEYS = {
     "environment",
     "project_tests",
 }
+MAX_CANDIDATES = 16
 
 
 def _source(data: dict[str, Any], key: str, *, required: bool) -> str | None:
@@ -175,15 +196,23 @@ def parse_task(data: Any) -> Task:
     project_tests = _project_tests(data.get("project_tests"), project)
     baseline = _source(data, "baseline", required=not (module and project))
     candidate = _source(data, "candidate", required=False)
+    candidates = _candidates(data)
+    if candidates is not None and candidate is not None:
+        raise InvalidTask("give either 'candidate' or 'candidates', not both")
+    if candidates is not None and len(candidates) == 1:
+        candidate, candidates = candidates[0], None  # one candidate: today's verdict shape
     workload = _source(data, "workload", required=True)
     tests = _source(data, "tests", required=False)
     if baseline is None:  # a project's module: its file as it is
         baseline = _module_source(project, module)
-    mode = data.get("mode") or ("compare" if candidate is not None else "baseline")
+    has_candidate = candidate is not None or candidates is not None
+    mode = data.get("mode") or ("compare" if has_candidate else "baseline")
     if mode not in MODES:
         raise InvalidTask(f"task field 'mode' must be one of {MODES}, got {mode!r}")
-    if mode == "compare" and candidate is None:
+    if mode == "compare" and not has_candidate:
         raise InvalidTask("mode 'compare' needs a 'candidate' source")
+    if mode == "baseline" and candidates is not None:
+        raise InvalidTask("mode 'baseline' takes no 'candidates'")
     limits = data.get("limits") or {}
     Limits().merged(limits)  # validate early
     return Task(
@@ -199,6 +228,7 @@ def parse_task(data: Any) -> Task:
         module=module,
         environment=_environment(data.get("environment")),
         project_tests=project_tests,
+        candidates=candidates,
     )
 
 
@@ -289,3 +319,16 @@ def _environment(value: Any) -> str | None:
     if version.startswith("python3") and version != here:
         raise InvalidTask(f"environment {str(path)!r} is for {version}; the sandbox runs {here}")
     return str(path)
+
+
+def _candidates(data: dict[str, Any]) -> tuple[str, ...] | None:
+    value = data.get("candidates")
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value:
+        raise InvalidTask("task field 'candidates' must be a non-empty list of sources")
+    if len(value) > MAX_CANDIDATES:
+        raise InvalidTask(f"at most {MAX_CANDIDATES} candidates in one task, got {len(value)}")
+    for i, source in enumerate(value):
+        _source({f"candidates[{i}]": source}, f"candidates[{i}]", required=True)
+    return tuple(value)

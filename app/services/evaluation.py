@@ -5,7 +5,7 @@ long evaluation never holds a database transaction open."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.services._convert import session_info
 from app.services.context import Context
@@ -17,6 +17,9 @@ from db import queries
 from db.engine import unit_of_work
 from db.errors import NotFound as RowNotFound
 from db.models import Evaluation, TestCase, utcnow
+
+if TYPE_CHECKING:
+    from sandbox.verdict import Verdict
 
 ProgressFn = Callable[[str, dict[str, Any]], None]
 
@@ -64,16 +67,21 @@ def run_sandbox(
     progress_info: dict[str, Any] | None = None,
     timing: dict[str, Any] | None = None,
     source: dict[str, Any] | None = None,
+    candidates: list[str] | None = None,
 ) -> dict[str, Any]:
     """``sandbox.evaluate`` with the context's backend, limits and timing options. A sandbox
     usage error (backend unavailable, malformed task) becomes ``SandboxFailed``. ``source``:
-    a module session's TASK.json fields (project, module, environment, project_tests)."""
+    a module session's TASK.json fields (project, module, environment, project_tests).
+    ``candidates`` (instead of ``candidate``): several judged in one pass, verdict with
+    ``candidates``."""
     import sandbox
     from sandbox.errors import SandboxError
 
     task: dict[str, Any] = {"baseline": baseline, "entry": entry, "workload": workload}
     task.update(source or {})
-    if candidate is not None:
+    if candidates is not None:
+        task["candidates"] = list(candidates)
+    elif candidate is not None:
         task["candidate"] = candidate
     else:
         task["mode"] = "baseline"
@@ -101,42 +109,33 @@ def run_sandbox(
 
 
 def error_text(verdict: dict[str, Any]) -> str | None:
-    """The verdict's error as one line of text (it may be a string or {stage, type, message})."""
-    err = verdict.get("error") or verdict.get("message")
-    if not err:
-        return None
-    if isinstance(err, dict):
-        kind = err.get("type") or ""
-        msg = err.get("message") or ""
-        stage = err.get("stage")
-        text = f"{kind}: {msg}" if kind else str(msg)
-        return f"{stage}: {text}" if stage else text
-    return str(err)
+    """The verdict's error as one line of text for a person: its ``message`` (the sandbox's
+    ``error_stage`` says where it went wrong; :class:`sandbox.verdict.Verdict`)."""
+    message = verdict.get("message")
+    return str(message) if message else None
 
 
-def apply_verdict(row: Evaluation, verdict: dict[str, Any]) -> None:
-    tests = verdict.get("tests") or {}
-    ci = verdict.get("ci95") or [None, None]
-    row.status = str(verdict.get("status") or "error")
-    row.correct = verdict.get("correct")
-    row.tests_passed = tests.get("passed")
-    row.tests_failed = tests.get("failed")
-    row.equivalent = verdict.get("equivalent")
-    row.mismatches = list(verdict.get("mismatches") or [])[:MAX_MISMATCHES]
-    row.timing = {k: verdict.get(k) for k in ("baseline", "candidate") if k in verdict}
-    row.speedup = verdict.get("speedup")
-    row.ci_low, row.ci_high = (ci[0], ci[1]) if len(ci) == 2 else (None, None)
-    verdict_value = verdict.get("verdict")
-    row.verdict = (
-        verdict_value if verdict_value in ("faster", "slower", "not significant") else None
-    )
-    row.peak_memory_bytes = verdict.get("peak_memory_bytes")
-    row.line_profile = list(verdict.get("line_profile") or [])
-    output = verdict.get("output") or {}
-    row.stdout_excerpt = str(output.get("stdout") or verdict.get("stdout") or "")[:EXCERPT]
-    row.stderr_excerpt = str(output.get("stderr") or verdict.get("stderr") or "")[:EXCERPT]
+def apply_verdict(row: Evaluation, verdict: Verdict | dict[str, Any]) -> None:
+    """Store a sandbox verdict (one candidate's, see :class:`sandbox.verdict.Verdict`)."""
+    tests = verdict["tests"]
+    ci = verdict["ci95"] or [None, None]
+    row.status = str(verdict["status"])
+    row.correct = verdict["correct"]
+    row.tests_passed = tests["passed"]
+    row.tests_failed = tests["failed"]
+    row.equivalent = verdict["equivalent"]
+    row.mismatches = list(verdict["mismatches"])[:MAX_MISMATCHES]
+    row.timing = {"baseline": verdict["baseline"], "candidate": verdict["candidate"]}
+    row.speedup = verdict["speedup"]
+    row.ci_low, row.ci_high = ci[0], ci[1]
+    row.verdict = verdict["verdict"]
+    row.peak_memory_bytes = verdict["peak_memory_bytes"]
+    row.line_profile = list(verdict["line_profile"] or [])
+    output = verdict["output"]
+    row.stdout_excerpt = str(output["stdout"])[:EXCERPT]
+    row.stderr_excerpt = str(output["stderr"])[:EXCERPT]
     row.error = error_text(verdict)
-    row.result = verdict
+    row.result = dict(verdict)
     row.finished_at = utcnow()
 
 
@@ -357,3 +356,106 @@ def recheck_on_trusted_tests(
     if to_time:
         evaluate_on_pool(to_time, ctx, on_progress=on_progress)
     return verdicts
+
+
+def evaluate_together(
+    candidate_ids: list[int],
+    ctx: Context,
+    *,
+    on_progress: ProgressFn | None = None,
+    tests_override: str | None = None,
+) -> dict[int, tuple[int | None, dict[str, Any] | None, str | None]]:
+    """Evaluate several candidates of one session in ONE sandbox task (``candidates: [...]``:
+    the baseline is timed once for all, each candidate stops when its answer is settled) and
+    store one evaluation row per candidate. Same result shape as :func:`evaluate_on_pool`:
+    per candidate (evaluation id, its own verdict, error message). Candidates of several
+    sessions are grouped into one task per session. Runs in the calling thread."""
+    ids = list(dict.fromkeys(candidate_ids))
+    groups: dict[int, list[int]] = {}
+    with unit_of_work(ctx.engine) as s:
+        for cid in ids:
+            try:
+                cand = queries.get_candidate(cid, session=s)
+            except RowNotFound as exc:
+                raise NotFound("candidate", cid) from exc
+            groups.setdefault(cand.session_id, []).append(cid)
+    out: dict[int, tuple[int | None, dict[str, Any] | None, str | None]] = {}
+    for members in groups.values():
+        out.update(_evaluate_group(members, ctx, on_progress, tests_override))
+    return {cid: out[cid] for cid in ids}
+
+
+def _evaluate_group(
+    ids: list[int],
+    ctx: Context,
+    on_progress: ProgressFn | None,
+    tests_override: str | None,
+) -> dict[int, tuple[int | None, dict[str, Any] | None, str | None]]:
+    if len(ids) == 1:  # one candidate: today's task and verdict shape
+        try:
+            eid, verdict = evaluate_now(
+                ids[0], ctx, on_progress=on_progress, tests_override=tests_override
+            )
+        except SandboxFailed as exc:
+            return {ids[0]: (None, None, str(exc))}
+        return {ids[0]: (eid, verdict, None)}
+    with unit_of_work(ctx.engine) as s:
+        cands = [queries.get_candidate(cid, session=s) for cid in ids]
+        sess = queries.get_session(cands[0].session_id, session=s)
+        tests = (
+            tests_override
+            if tests_override is not None
+            else trusted_tests(queries.list_test_cases(sess.id, session=s))
+        )
+        task = {
+            "baseline": sess.baseline_source,
+            "entry": sess.entry_point,
+            "workload": sess.workload_source,
+            "candidate": None,
+            "candidates": [c.source for c in cands],
+            "tests": tests,
+            "source": sandbox_fields(session_info(sess)),
+        }
+        rows = {
+            cid: queries.add_evaluation(
+                session=s,
+                candidate_id=cid,
+                backend=ctx.sandbox_backend or "default",
+                status="running",
+            ).id
+            for cid in ids
+        }
+
+    def progress(stage: str, info: dict[str, Any]) -> None:
+        if on_progress is not None:
+            index = info.get("candidate")
+            own = {"candidate_id": ids[index]} if isinstance(index, int) else {}
+            on_progress(stage, {**info, "candidate_ids": ids, **own})
+
+    try:
+        verdict = run_sandbox(ctx, on_progress=progress, **task)
+    except BaseException as exc:
+        message = (
+            str(exc)
+            if isinstance(exc, SandboxFailed)
+            else f"the evaluation failed: {type(exc).__name__}: {exc}"
+        )
+        with unit_of_work(ctx.engine) as s:
+            for eid in rows.values():
+                row = queries.get_evaluation(eid, session=s)
+                row.status = "error"
+                row.error = message
+                row.finished_at = utcnow()
+        if not isinstance(exc, Exception):
+            raise
+        return {cid: (None, None, message) for cid in ids}
+    out: dict[int, tuple[int | None, dict[str, Any] | None, str | None]] = {}
+    with unit_of_work(ctx.engine) as s:
+        for cid, own in zip(ids, verdict["candidates"], strict=True):
+            row = queries.get_evaluation(rows[cid], session=s)
+            apply_verdict(row, own)
+            if own.get("backend"):
+                row.backend = str(own["backend"])[:16]
+            out[cid] = (rows[cid], own, None)
+        queries.touch_session(sess.id, session=s)
+    return out

@@ -13,7 +13,7 @@ from app.services.candidates import base_candidate_id, store_numbered
 from app.services.code import extract_code
 from app.services.context import Context, get_context
 from app.services.errors import InvalidInput
-from app.services.evaluation import evaluate_on_pool
+from app.services.evaluation import evaluate_on_pool, evaluate_together
 from app.services.sessions import load_view
 from app.services.views import CandidateView, EvaluationView, SessionView, TurnResult, Usage
 from db import queries
@@ -325,7 +325,13 @@ def _finish_turn(
 ) -> TurnResult:
     errors: dict[int, str] = {}
     if evaluate and ids:
-        outcome = evaluate_on_pool(ids, c, on_progress=on_progress)
+        # Several versions in one reply: one sandbox task judges them all against one
+        # baseline (timed once), on the pool like any evaluation.
+        outcome = (
+            c.pool.submit(evaluate_together, ids, c, on_progress=on_progress).result()
+            if len(ids) > 1
+            else evaluate_on_pool(ids, c, on_progress=on_progress)
+        )
         errors = {cid: err for cid, (_, _, err) in outcome.items() if err}
     verdict_id = None
     with unit_of_work(c.engine) as s:

@@ -218,10 +218,12 @@ def static_checks(baseline: str, entry: str, workload: str, tests: str | None) -
 
 
 def _verdict_error(verdict: dict[str, Any]) -> ServiceError | None:
-    """The precise error for a baseline verdict that is not a clean pass, or None."""
+    """The precise error for a baseline verdict that is not a clean pass, or None. Reads the
+    sandbox's ``error_stage`` (:class:`sandbox.verdict.ErrorStage`), never the message's words."""
+    from sandbox.verdict import ErrorStage, error_stage_of
+
     status = verdict.get("status")
-    err = verdict.get("error")
-    stage = (err.get("stage") if isinstance(err, dict) else verdict.get("stage")) or ""
+    stage = error_stage_of(verdict)
     text = error_text(verdict) or ""
     tests = verdict.get("tests") or {}
     if tests.get("failed"):
@@ -248,21 +250,20 @@ def _verdict_error(verdict: dict[str, Any]) -> ServiceError | None:
                 "such as `(a, b)` or an `(args, kwargs)` pair."
             )
         return None
-    lowered = f"{stage} {text}".lower()
-    if "workload" in lowered or "cases" in lowered:
+    if stage is ErrorStage.WORKLOAD:
         return WorkloadError(f"The workload failed: {text or status}")
-    if "entry" in lowered:
+    if stage is ErrorStage.ENTRY:
         return EntryNotFound(f"The entry point could not be used: {text or status}")
-    if status in ("timeout", "memory", "output_limit"):
+    if stage is ErrorStage.LIMITS:
         what = {
             "timeout": "ran out of time",
             "memory": "ran out of memory",
             "output_limit": "printed too much",
-        }[status]
+        }.get(str(status), "exceeded a resource limit")
         return InvalidInput(
             f"The baseline {what} on the workload: {text}".rstrip(": "), field="workload"
         )
-    if "test" in lowered:
+    if stage is ErrorStage.TESTS:
         return BaselineTestsFail(f"The tests could not run on the baseline: {text or status}")
     return InvalidInput(f"The baseline failed in the sandbox ({status}): {text}", field="baseline")
 

@@ -26,22 +26,33 @@ class Stop(Exception):
         self.status = status
         self.message = message
         self.role = role
-        self.stage = stage  # what failed to load: "import", "entry", "workload" (or None)
+        self.stage = stage  # where it went wrong (sandbox/verdict.py ErrorStage), if known
 
 
 class OutputLog:
     """All stdout/stderr of the code under test: a byte budget and the tails for the verdict."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, parent: OutputLog | None = None) -> None:
         self.limit = limit
         self.total = 0
         self.tails = {"stdout": bytearray(), "stderr": bytearray()}
+        self.parent = parent
+        self.children: dict[str, OutputLog] = {}
+
+    def for_role(self, role: str) -> OutputLog:
+        """The tails of one side (several candidates: each verdict shows its own output); the
+        byte budget stays this log's, shared by all."""
+        if role not in self.children:
+            self.children[role] = OutputLog(self.limit, parent=self)
+        return self.children[role]
 
     def add(self, stream: str, data: bytes) -> bool:
         self.total += len(data)
         tail = self.tails[stream]
         tail += data[-TAIL_BYTES:]
         del tail[:-TAIL_BYTES]
+        if self.parent is not None:
+            return self.parent.add(stream, data)
         return self.total <= self.limit
 
     def as_dict(self) -> dict:

@@ -13,14 +13,29 @@ Method (chosen here; see RESEARCH.md "Measuring speed fairly"):
   instead of being mistaken for a speedup;
 - ``faster`` only if the CI's lower bound exceeds 1, ``slower`` only if its upper bound is
   below 1, otherwise ``not significant``.
+
+That is the *fixed* protocol (``timing.sequential: false``): its CI is valid at one look, after a
+number of rounds decided in advance. The *sequential* protocol (the default) looks after every
+round and stops as soon as the answer is settled, so it needs an interval that stays valid at
+every look: :func:`confidence_sequence` below.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
 N_BOOTSTRAP = 4000
+
+#: Error rate of the confidence sequence: P(the true speedup ever leaves the interval) <= ALPHA.
+ALPHA = 0.05
+#: Noise band around 1: a sequential CI inside [1/(1+b), 1+b] settles ``not significant``; one
+#: outside it settles ``faster``/``slower``. 2%: the run-to-run spread of a typical machine.
+NOISE_BAND = 0.02
+#: Prior variances of the standardised effect (log speedup / round-to-round sd) mixed in the
+#: confidence sequence: 16 suits small effects, 1024 lets a clear 2x settle after 2 rounds.
+MIXTURE_G = (16.0, 1024.0)
 
 
 @dataclass(frozen=True)
@@ -34,6 +49,8 @@ class SpeedupEstimate:
     @property
     def rel_halfwidth(self) -> float:
         low, high = self.ci95
+        if not 0.0 < low <= high < math.inf:
+            return math.inf
         return math.sqrt(high / low) - 1.0
 
 
@@ -64,6 +81,126 @@ def estimate_speedup(rounds: list[list[float]], seed: int = 0) -> SpeedupEstimat
     low, high = np.exp(np.percentile(np.median(resampled, axis=1), [2.5, 97.5]))
     ci = (float(min(low, point)), float(max(high, point)))
     return SpeedupEstimate(point, ci, verdict_for(ci), n_rounds * k, n_rounds)
+
+
+def _log_mixture_bf(t: float, n: int, gs: tuple[float, ...]) -> float:
+    """log of the scale-invariant normal-mixture Bayes factor of ``mean = mu0`` at t-statistic
+    ``t`` after ``n`` observations (in logs: it grows like (1 + n g)^((n-1)/2))."""
+    nu = n - 1
+    logs = [
+        -0.5 * math.log1p(n * g)
+        + (n / 2) * (math.log1p(t * t / nu) - math.log1p(t * t / (nu * (1.0 + n * g))))
+        for g in gs
+    ]
+    top = max(logs)
+    return top + math.log(math.fsum(math.exp(x - top) for x in logs) / len(logs))
+
+
+@functools.lru_cache(maxsize=1024)
+def cs_multiplier(n: int, alpha: float = ALPHA, gs: tuple[float, ...] = MIXTURE_G) -> float:
+    """``m`` such that the confidence sequence after ``n`` observations is ``mean ± m·s``
+    (``s`` the sample standard deviation); ``inf`` while it is still unbounded."""
+    if n < 2:
+        return math.inf
+    threshold = math.log(1.0 / alpha)
+    # The Bayes factor's limit as |t| -> inf: below the threshold, no t rejects.
+    logs = [((n - 1) / 2) * math.log1p(n * g) for g in gs]
+    top = max(logs)
+    ceiling = top + math.log(math.fsum(math.exp(x - top) for x in logs) / len(logs))
+    if ceiling <= threshold:
+        return math.inf
+    low, high = 0.0, 1.0
+    while _log_mixture_bf(high, n, gs) < threshold:
+        high *= 2.0
+    for _ in range(100):  # bisection: the Bayes factor increases with |t|
+        mid = (low + high) / 2
+        if _log_mixture_bf(mid, n, gs) < threshold:
+            low = mid
+        else:
+            high = mid
+    return high / math.sqrt(n)
+
+
+def confidence_sequence(
+    values: list[float], alpha: float = ALPHA, gs: tuple[float, ...] = MIXTURE_G
+) -> tuple[float, float, float]:
+    """(mean, low, high) of an anytime-valid confidence sequence for the mean of ``values``.
+
+    Construction: Lai's t-mixture confidence sequence (T. L. Lai, "On confidence sequences",
+    Ann. Statist. 4(2), 1976), i.e. Robbins' normal-mixture martingale made scale-invariant.
+    For observations ``N(mu, sigma^2)`` with *unknown* sigma, the Bayes factor of ``mean = mu0``
+    with a right-Haar prior (1/sigma) on the scale and ``N(0, g)`` on the standardised effect
+    ``(mu - mu0)/sigma`` is, with ``t`` the one-sample t statistic and ``nu = n - 1``::
+
+        BF_n(mu0) = (1 + n g)^(-1/2) * [(1 + t^2/nu) / (1 + t^2/(nu (1 + n g)))]^(n/2)
+
+    (Rouder et al., Psychon. Bull. Rev. 2009, eq. 1 at fixed g). With a right-Haar prior it is
+    the likelihood ratio of the maximal scale invariant, hence a nonnegative martingale with mean
+    1 under ``mean = mu0`` (Pérez-Ortiz, Lardy, de Heide & Grünwald, "E-statistics, group
+    invariance and anytime-valid testing", Ann. Statist. 2024); an average over several ``g`` is
+    one too. By Ville's inequality ``P(exists n: BF_n(mu) >= 1/alpha) <= alpha``, so the set
+    ``{mu0 : BF_n(mu0) < 1/alpha}`` = ``mean ± cs_multiplier(n)·s`` covers the true mean at
+    every ``n`` at once, whatever rule decides when to stop looking. Checked by simulation in
+    ``tests/sandbox/test_stats.py`` and ``bench/sandbox_sequential_sim.py`` (normal and heavy-
+    tailed noise, disturbed rounds). ``low``/``high`` are infinite while the sequence is
+    still unbounded (``n < 2``).
+    """
+    n = len(values)
+    if n == 0:
+        return math.nan, -math.inf, math.inf
+    mean = math.fsum(values) / n
+    if n < 2:
+        return mean, -math.inf, math.inf
+    sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
+    radius = cs_multiplier(n, alpha, gs) * sd
+    return mean, mean - radius, mean + radius
+
+
+def round_statistic(ratios: list[float]) -> float:
+    """One observation per round for the confidence sequence: the median of the round's paired
+    log-ratios (rounds are fresh processes, so rounds, not pairs, are independent)."""
+    logs = sorted(math.log(r) for r in ratios)
+    k = len(logs)
+    return logs[k // 2] if k % 2 else (logs[k // 2 - 1] + logs[k // 2]) / 2
+
+
+def sequential_verdict(ci95: tuple[float, float], band: float = NOISE_BAND) -> str:
+    """``not significant`` when the CI lies inside the noise band (the difference, if any, is
+    too small to matter), else ``faster``/``slower`` when it excludes 1."""
+    low, high = ci95
+    if low >= 1.0 / (1.0 + band) and high <= 1.0 + band:
+        return "not significant"
+    return verdict_for(ci95)
+
+
+def settled(ci95: tuple[float, float], band: float = NOISE_BAND) -> bool:
+    """The answer cannot change any more: the CI is outside the band or inside it."""
+    low, high = ci95
+    inside = low >= 1.0 / (1.0 + band) and high <= 1.0 + band
+    return inside or low > 1.0 + band or high < 1.0 / (1.0 + band)
+
+
+def sequential_estimate(
+    rounds: list[list[float]], band: float = NOISE_BAND, alpha: float = ALPHA
+) -> SpeedupEstimate:
+    """The speedup after the rounds so far: ``exp`` of the mean per-round median log-ratio and
+    the confidence sequence around it (an interval valid at whatever round timing stops)."""
+    rounds = [r for r in rounds if r]
+    if not rounds:
+        raise ValueError("no timing pairs")
+    mean, low, high = confidence_sequence([round_statistic(r) for r in rounds], alpha)
+    ci = (_exp(low), _exp(high))
+    return SpeedupEstimate(
+        _exp(mean), ci, sequential_verdict(ci, band), sum(len(r) for r in rounds), len(rounds)
+    )
+
+
+def _exp(x: float) -> float:
+    if x == math.inf:
+        return math.inf
+    if x == -math.inf:
+        return 0.0
+    return math.exp(x)
 
 
 def summarize(per_call: list[float]) -> dict:

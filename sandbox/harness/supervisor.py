@@ -12,10 +12,13 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import random
 import signal
 import sys
+import threading
 import time
 import traceback
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from . import values
 from .procs import OutputLog, Stop, WorkerProcess, kill_all, stray_processes
@@ -26,29 +29,76 @@ PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 
 
+#: Where an evaluation can go wrong (mirrored by ``sandbox.verdict.ErrorStage``).
+LIMIT_STATUSES = ("timeout", "memory", "output_limit")
+
+
 class Supervisor:
+    """Runs the stages for the baseline and one or several candidates.
+
+    Several candidates (``paths["candidates"]``): each has its own tests, equivalence, profile
+    and outcome; one candidate's failure never ends the others' evaluation. The baseline's does.
+
+    Both cores, no cross-talk: with two or more CPUs the baseline's workload run (nothing is
+    timed yet) runs beside the candidates' tests and equivalence, one candidate at a time; during
+    timing the timed processes are pinned to one CPU and, with a single candidate, its profile
+    runs beside them pinned to the other CPUs. At most one candidate's code runs at any moment,
+    so a process killed by a signal meanwhile is blamed on that candidate (``tampered``).
+    """
+
     def __init__(self, job: dict, events_fd: int) -> None:
         self.job = job
         self.events_fd = events_fd
         self.mode = job["mode"]
-        self.subject = "baseline" if self.mode == "baseline" else "candidate"
+        paths = job["paths"]
+        if self.mode == "baseline":
+            self.subjects = ["baseline"]
+        elif "candidates" in paths:
+            self.subjects = [f"candidate #{i + 1}" for i in range(len(paths["candidates"]))]
+        else:
+            self.subjects = ["candidate"]
+        self.many = len(self.subjects) > 1
+        self.code_dirs = {"baseline": paths["baseline"]}
+        if self.many:
+            self.code_dirs.update(zip(self.subjects, paths["candidates"], strict=True))
+        elif self.mode == "compare":
+            self.code_dirs["candidate"] = paths["candidate"]
+        self.subject = self.subjects[0]
         self.deadline = time.monotonic() + float(job["deadline_s"])
         self.output = OutputLog(int(job["limits"]["max_output_bytes"]))
         self.workers: set[WorkerProcess] = set()
-        self.correct = True
-        self.emitted: list[str] = []
+        self.correct = {role: True for role in self.subjects}
+        self.outcome: dict[str, tuple[str, str | None, str | None]] = {}  # role -> status,…
+        self.failed_stage: dict[str, str | None] = {}  # tests / equivalence, when not correct
+        self.emitted: dict[str, list[str]] = {role: [] for role in self.subjects}
+        self.lock = threading.RLock()  # spawning vs. looking for stray processes
+        self.emit_lock = threading.Lock()  # one event line at a time
+        self.closing: set[WorkerProcess] = set()
+        self.base_cases: dict | None = None
+        self.base_tests: dict | None = None  # a module task's tests on the original
+        self.base_tests_lock = threading.Lock()
+        self.cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        self.pinned: list[int] | None = None  # CPUs of the current thread's workers
+        self.local = threading.local()
+        self.checking: str | None = None  # the candidate whose checks run beside the baseline
 
     # -- events ---------------------------------------------------------------------------------
 
     def emit(self, event: dict) -> None:
         data = (json.dumps(event, separators=(",", ":"), allow_nan=True) + "\n").encode()
         view = memoryview(data)
-        while view:
-            view = view[os.write(self.events_fd, view) :]
+        with self.emit_lock:
+            while view:
+                view = view[os.write(self.events_fd, view) :]
 
-    def stage(self, name: str, data: dict | None = None, skipped: str | None = None) -> None:
-        self.emitted.append(name)
+    def stage(
+        self, name: str, data: dict | None = None, skipped: str | None = None, role: str = ""
+    ) -> None:
+        role = role or self.subject
+        self.emitted[role].append(name)
         event = {"event": "stage", "stage": name, "data": data or {}}
+        if self.many:
+            event["candidate"] = self.subjects.index(role)
         if skipped:
             event["skipped"] = skipped
         self.emit(event)
@@ -56,27 +106,49 @@ class Supervisor:
     # -- workers --------------------------------------------------------------------------------
 
     def spawn(self, role: str, quiet: bool = False) -> WorkerProcess:
-        paths = self.job["paths"]
         config = {
             "role": role,
-            "code_dir": paths[role],
-            "workload_path": paths["workload"],
+            "code_dir": self.code_dirs[role],
+            "workload_path": self.job["paths"]["workload"],
             "entry": self.job["entry"],
             **{
                 key: self.job.get(key)
                 for key in ("module", "module_file", "project_dir", "environment_dir")
             },
         }
-        worker = WorkerProcess(role, config, self.job, self.output, quiet)
-        self.workers.add(worker)
+        with self.lock:  # a process being spawned must not look like a stray to another thread
+            worker = WorkerProcess(role, config, self.job, self.output.for_role(role), quiet)
+            self.workers.add(worker)
+        cpus = getattr(self.local, "cpus", None)
+        if cpus:
+            try:
+                os.sched_setaffinity(worker.pid, cpus)
+            except OSError:
+                pass
         return worker
 
-    def retire(self, worker: WorkerProcess) -> None:
-        worker.close(self.deadline)
-        self.workers.discard(worker)
+    @property
+    def time_limit(self) -> float:
+        """The deadline of this thread's requests: the evaluation's, or sooner for one of
+        several candidates (a candidate that hangs must not use up the others' time)."""
+        own = getattr(self.local, "deadline", None)
+        return self.deadline if own is None else min(own, self.deadline)
 
-    def ask(self, worker: WorkerProcess, message: dict, what: str) -> dict:
-        reply = worker.request(message, self.deadline, what)
+    def retire(self, worker: WorkerProcess) -> None:
+        with self.lock:  # once only: another thread may be ending the evaluation meanwhile
+            if worker in self.closing or worker not in self.workers:
+                return
+            self.closing.add(worker)
+        worker.close(self.time_limit)
+        with self.lock:
+            self.workers.discard(worker)
+            self.closing.discard(worker)
+
+    def ask(
+        self, worker: WorkerProcess, message: dict, what: str, deadline: float | None = None
+    ) -> dict:
+        limit = self.time_limit if deadline is None else min(deadline, self.time_limit)
+        reply = worker.request(message, limit, what)
         self.check_processes(worker, what)
         return reply
 
@@ -89,15 +161,31 @@ class Supervisor:
                 worker.role,
             )
         if self.job.get("pid_namespace"):
-            strays = stray_processes({w.pid for w in self.workers})
+            with self.lock:
+                live = {w.pid: w for w in self.workers}
+                strays = stray_processes(set(live))
+                if strays:
+                    kill_all(strays)
             if strays:
-                kill_all(strays)
                 raise Stop(
                     "tampered",
                     f"{what}: left {len(strays)} process(es) running after "
                     "returning (daemonized or forked)",
-                    worker.role,
+                    self._owner(strays, live, worker),
                 )
+
+    def _owner(self, strays: list[int], live: dict, worker: WorkerProcess) -> str:
+        """Whose stray processes these are: the worker whose session they are in, else (other
+        stages running beside this one) a candidate's, never the baseline's on a guess."""
+        for pid in strays:
+            sid = _session_of(pid)
+            if sid in live:
+                return live[sid].role
+        if worker.role == "baseline":
+            others = {w.role for w in live.values() if w.role != "baseline"}
+            if len(others) == 1:
+                return others.pop()
+        return worker.role
 
     def load(
         self, role: str, quiet: bool = False, preload: tuple[str, ...] = ()
@@ -109,7 +197,7 @@ class Supervisor:
         the project's environment comes first on ``sys.path``."""
         worker = self.spawn(role, quiet)
         message = {"cmd": "load", "preload": list(preload)}
-        reply = worker.request(message, self.deadline, f"importing the {role}")
+        reply = worker.request(message, self.time_limit, f"importing the {role}")
         worker.threads = worker.native_threads()
         self.check_processes(worker, f"importing the {role}")
         if "error" in reply:
@@ -124,23 +212,24 @@ class Supervisor:
             if err["stage"] == "workload" or (role == "baseline" and self.job.get("module")):
                 status = "error"  # the project itself (or the workload) is broken
             text = err.get("text") or f"{err['type']}: {err['message']}"
-            raise Stop(status, f"{what}: {text}", role, stage=err["stage"])
+            stage = "parse" if err.get("type") == "SyntaxError" else err["stage"]
+            raise Stop(status, f"{what}: {text}", role, stage)
         return worker, reply
 
     # -- stages ---------------------------------------------------------------------------------
 
-    def run_tests(self) -> None:
+    def run_tests(self, role: str) -> None:
         paths = [self.job["paths"]["tests"]] if self.job["paths"].get("tests") else []
         paths += self.job.get("project_tests") or []
         if not paths:
             empty = {"passed": 0, "failed": 0, "failures": [], "coverage": None}
-            self.stage("tests", empty, skipped="no tests")
+            self.stage("tests", empty, "no tests", role=role)
             return
         coverage = None
         if self.mode == "compare" and self.job.get("module"):
-            # A project's tests run on the original first: they must pass there, and their
-            # coverage of the target is measured on it.
-            base = self.tests_of("baseline", paths)
+            # A project's tests run on the original first (once for every candidate): they
+            # must pass there, and their coverage of the target is measured on it.
+            base = self.baseline_tests(paths)
             if base["failed"]:
                 first = base["failures"][0]
                 raise Stop(
@@ -149,14 +238,16 @@ class Supervisor:
                     f"{first['name']}: {first['message'][:300]}); they must pass on the "
                     "original code",
                     "baseline",
+                    "tests",
                 )
             coverage = base.get("coverage")
-        reply = self.tests_of(self.subject, paths)
+        reply = self.tests_of(role, paths)
         if coverage is not None:
             reply["coverage"] = coverage
         if reply["failed"]:
-            self.correct = False
-        self.stage("tests", reply)
+            self.correct[role] = False
+            self.local.failed_stage = "tests"
+        self.stage("tests", reply, role=role)
 
     def tests_of(self, role: str, paths: list[str]) -> dict:
         project = self.job.get("project_dir")
@@ -171,8 +262,15 @@ class Supervisor:
         reply = self.ask(worker, message, f"the tests of the {role}")
         self.retire(worker)
         if "error" in reply:
-            raise Stop("error", reply["error"]["message"])
+            raise Stop("error", reply["error"]["message"], None, "tests")
         return reply
+
+    def baseline_tests(self, paths: list[str]) -> dict:
+        """The selected tests on the original module, run once however many candidates ask."""
+        with self.base_tests_lock:
+            if self.base_tests is None:
+                self.base_tests = self.tests_of("baseline", paths)
+            return self.base_tests
 
     def run_cases(self, role: str) -> tuple[dict, dict]:
         worker, loaded = self.load(role)
@@ -184,10 +282,16 @@ class Supervisor:
         self.retire(worker)
         return loaded, reply
 
-    def run_equivalence(self) -> None:
-        base_load, base = self.run_cases("baseline")
-        if base["memory_error"] and self.mode == "compare":
-            raise Stop("error", "the baseline ran out of memory on the workload", "baseline")
+    def run_baseline_cases(self) -> None:
+        self.base_cases = dict(zip(("load", "reply"), self.run_cases("baseline"), strict=True))
+        if self.base_cases["reply"]["memory_error"] and self.mode == "compare":
+            raise Stop(
+                "error", "the baseline ran out of memory on the workload", "baseline", "limits"
+            )
+
+    def run_equivalence(self, role: str) -> None:
+        assert self.base_cases is not None
+        base_load, base = self.base_cases["load"], self.base_cases["reply"]
         if self.mode == "baseline":
             data = {
                 "equivalent": None,
@@ -198,20 +302,24 @@ class Supervisor:
                 "max_rss_bytes": base["max_rss"],
                 "cases": len(base["results"]),
             }
-            self.stage("equivalence", data)
+            self.stage("equivalence", data, role=role)
             if base["memory_error"]:
                 raise Stop(
                     "memory",
                     "ran out of memory on the workload "
                     f"(limit {self.job['limits']['memory_bytes']:,} bytes)",
+                    None,
+                    "limits",
                 )
             return
-        cand_load, cand = self.run_cases("candidate")
+        cand_load, cand = self.run_cases(role)
         if base_load["inputs"] != cand_load["inputs"]:
             raise Stop(
                 "error",
                 "workload cases() returned different calls in two processes; "
                 "make it deterministic (seed any random generator)",
+                None,
+                "workload",
             )
         mismatches = []
         for i, (b, c) in enumerate(zip(base["results"], cand["results"], strict=True)):
@@ -245,70 +353,290 @@ class Supervisor:
             "max_rss_bytes": cand["max_rss"],
             "cases": len(base["results"]),
         }
-        self.stage("equivalence", data)
+        self.stage("equivalence", data, role=role)
         if cand["memory_error"]:
             raise Stop(
                 "memory",
-                "the candidate ran out of memory on the workload "
+                f"the {role} ran out of memory on the workload "
                 f"(limit {self.job['limits']['memory_bytes']:,} bytes)",
-                "candidate",
+                role,
+                "limits",
             )
         if mismatches:
-            self.correct = False
+            self.correct[role] = False
+            if getattr(self.local, "failed_stage", None) is None:
+                self.local.failed_stage = "equivalence"
 
-    def run_timing(self) -> None:
-        roles = ["baseline"] if self.mode == "baseline" else ["baseline", "candidate"]
-        self.stage("timing", measure(self, roles, self.job["timing"]))
+    def run_timing(
+        self, roles: list[str], cpus: list[int] | None, concurrent: bool = False
+    ) -> None:
+        try:
+            data = measure(self, ["baseline", *roles], self.job["timing"], cpus)
+        except Stop as stop:
+            killed = "killed by SIGKILL" in stop.message or "killed by SIGTERM" in stop.message
+            if concurrent and killed and stop.role in roles:
+                # The candidate's own profile ran beside: nothing else could signal it.
+                raise Stop(
+                    "tampered",
+                    f"{stop.message}; killed while the {stop.role}'s profile was running",
+                    stop.role,
+                    "timing",
+                ) from None
+            raise
+        for role, info in data.get("candidates", {}).items():
+            if "failure" in info:
+                failure = info["failure"]
+                self.outcome[role] = (failure["status"], failure["message"], "timing")
+        if self.mode == "baseline":
+            self.stage("timing", data)
+            return
+        for role in self.subjects:
+            if role in roles:
+                self.stage("timing", _timing_for(data, role), role=role)
 
-    def run_profile(self) -> None:
-        worker, _ = self.load(self.subject, quiet=True, preload=("line_profiler",))
+    def run_profile(self, role: str) -> dict:
+        worker, _ = self.load(role, quiet=True, preload=("line_profiler",))
         min_s = float(self.job["timing"].get("profile_min_s", 0.0))
-        reply = self.ask(
-            worker, {"cmd": "profile", "min_s": min_s}, f"profiling the {self.subject}"
-        )
+        reply = self.ask(worker, {"cmd": "profile", "min_s": min_s}, f"profiling the {role}")
         self.retire(worker)
-        self.stage("profile", reply)
+        return reply
 
     # -- driver ---------------------------------------------------------------------------------
 
-    def run(self) -> None:
-        status, message, stages = "ok", None, ["tests", "equivalence", "timing", "profile"]
-        error_stage = None
+    def _guard(self, role: str, stage: str, fn, *args):  # noqa: ANN001, ANN202
+        """Run one candidate's stage; a Stop of that candidate becomes its outcome. The
+        baseline's trouble (or a Stop naming no side) is the whole evaluation's: re-raised."""
+        self.local.stage = stage
         try:
-            for name in stages:
-                if name == "timing" and not self.correct:
-                    self.stage(name, skipped="the code under test is not correct")
-                else:
-                    getattr(self, "run_" + name)()
+            return fn(*args)
         except Stop as stop:
-            status, message, error_stage = stop.status, stop.message, stop.stage
-            if stop.role == "baseline" and self.mode == "compare":
+            if stop.role in (None, "baseline", "candidates") and stop.role != role:
+                raise
+            if stop.role is not None and stop.role != role and stop.role in self.outcome:
+                return None
+            culprit = stop.role if stop.role in self.correct else role
+            self.outcome[culprit] = (stop.status, stop.message, stop.stage or stage)
+            self.correct[culprit] = False
+            return None
+
+    def _own_deadline(self, waves: int) -> None:
+        """Several candidates: this thread's next stage gets a share of the time left (at
+        least 20 s or half of it), so that one that hangs cannot starve the others."""
+        if not self.many:
+            self.local.deadline = None
+            return
+        left = self.deadline - time.monotonic()
+        self.local.deadline = time.monotonic() + max(left * 0.5 / waves, min(left * 0.5, 20.0))
+
+    def _checks(self, role: str, base: Future | None = None) -> None:
+        """Tests, then equivalence (once the baseline's workload run, ``base``, is done)."""
+        self.local.failed_stage = None
+        self._own_deadline(len(self.subjects))
+        if role in self.outcome:
+            return
+        self._guard(role, "tests", self.run_tests, role)
+        if role not in self.outcome:
+            if base is not None:
+                base.result()
+            self._own_deadline(len(self.subjects))
+            self._guard(role, "equivalence", self.run_equivalence, role)
+        self.failed_stage[role] = self.local.failed_stage
+
+    def _stages_before_timing(self) -> None:
+        roles = list(self.subjects)
+        if len(self.cpus) < 2:
+            self.local.stage = "equivalence"
+            self.run_baseline_cases()
+            for role in roles:
+                self._checks(role)
+            self.local.deadline = None
+            return
+        # Nothing is timed yet: the baseline's workload run on one CPU, beside the candidates'
+        # checks, one candidate at a time (then any process killed by a signal meanwhile was
+        # killed by that one candidate: same uid, it may signal the baseline's process).
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            base = pool.submit(self._in_thread, "equivalence", self.run_baseline_cases)
+
+            def checks() -> None:
+                for role in roles:
+                    self.checking = role
+                    self._checks(role, base)
+                self.checking = None
+
+            others = pool.submit(checks)
+            try:
+                base.result()
+            except Stop as stop:
+                self._kill_workers(retire=False)  # the checks fail fast; they don't count
+                others.exception()
+                culprit = self.checking
+                if stop.role == "baseline" and stop.status == "crashed" and culprit:
+                    raise Stop(
+                        "tampered",
+                        f"{stop.message}; the baseline's process was killed while the "
+                        f"{culprit}'s was running",
+                        culprit,
+                        "equivalence",
+                    ) from None
+                raise
+            except BaseException:
+                self._kill_workers(retire=False)
+                others.exception()
+                raise
+            others.result()
+
+    def _in_thread(self, stage: str, fn, *args):  # noqa: ANN001, ANN202
+        self.local.stage = stage
+        return fn(*args)
+
+    def _profiles(self, roles: list[str], cpus: list[int] | None) -> dict[str, dict]:
+        self.local.cpus = cpus
+        out = {}
+        for role in roles:
+            if time.monotonic() > self.deadline - 0.5:
+                break
+            self._own_deadline(len(roles))
+            reply = self._guard(role, "profile", self.run_profile, role)
+            if reply is not None:
+                out[role] = reply
+        self.local.deadline = None
+        return out
+
+    def run(self) -> None:
+        status, message, error_stage = "ok", None, None
+        stages = ["tests", "equivalence", "timing", "profile"]
+        self.local.stage = "tests"
+        try:
+            self._stages_before_timing()
+            timed = [r for r in self.subjects if self.correct[r] and r not in self.outcome]
+            if self.mode == "baseline":
+                timed = []
+            for role in self.subjects:
+                if role not in timed and self.mode == "compare":
+                    self.stage("timing", skipped="the code under test is not correct", role=role)
+            profiled = [r for r in self.subjects if r not in self.outcome]
+            profiles: dict[str, dict] = {}
+            self.local.stage = "timing"
+            beside = not self.many  # one candidate's code only: it alone could disturb it
+            if (timed or self.mode == "baseline") and len(self.cpus) >= 2 and profiled and beside:
+                # The timed processes on one CPU, the profile beside them on the others.
+                timing_cpu = random.Random(self.job["timing"].get("seed")).choice(self.cpus)
+                others = [c for c in self.cpus if c != timing_cpu]
+                with ThreadPoolExecutor(max_workers=1) as pool:
+                    job = pool.submit(self._profiles, profiled, others)
+                    try:
+                        self.run_timing(timed, [timing_cpu], concurrent=True)
+                    except BaseException:
+                        self._kill_workers(retire=False)
+                        job.exception()
+                        raise
+                    profiles = job.result()
+            else:
+                if timed or self.mode == "baseline":
+                    self.run_timing(timed, None)
+                self.local.stage = "profile"
+                profiles = self._profiles(profiled, None)
+            for role in self.subjects:
+                if role in profiles:
+                    self.stage("profile", profiles[role], role=role)
+        except Stop as stop:
+            status, message = stop.status, stop.message
+            error_stage = stop.stage or getattr(self.local, "stage", None)
+            if stop.role == "candidates" and self.many:
+                for role in self.subjects:
+                    self.outcome.setdefault(role, (stop.status, stop.message, "timing"))
+                status, message, error_stage = "ok", None, None
+            elif stop.role == "baseline" and self.mode == "compare":
                 # The baseline's own trouble is the task's problem, not the candidate's.
                 if status != "error":
                     message = f"the baseline failed ({status}), not the candidate: {message}"
                 status = "error"
         except Exception:  # noqa: BLE001 - a harness bug must still produce a verdict
             status, message = "error", "sandbox harness error:\n" + traceback.format_exc()[-2000:]
+            error_stage = getattr(self.local, "stage", None)
         finally:
-            for worker in list(self.workers):
-                worker.kill()
-                self.retire(worker)
+            self._kill_workers()
             if self.job.get("pid_namespace"):
                 kill_all(stray_processes(set()))
-        if status == "ok" and not self.correct:
-            status = "failed"
-        for name in stages:
-            if name not in self.emitted:
-                self.stage(name, skipped=f"stopped: {status}")
-        self.emit(
-            {
-                "event": "done",
-                "status": status,
-                "message": message,
-                "error_stage": error_stage,
-                "output": self.output.as_dict(),
-            }
-        )
+        if status in LIMIT_STATUSES:
+            error_stage = "limits"
+        results = []
+        for role in self.subjects:
+            own_status, own_message, own_stage = self.outcome.get(role, ("ok", None, None))
+            if role not in self.outcome and not self.correct[role]:
+                own_status, own_stage = "failed", self.failed_stage.get(role)
+            if status != "ok":
+                own_status, own_message, own_stage = status, message, error_stage
+            elif own_status in LIMIT_STATUSES:
+                own_stage = "limits"
+            for name in stages:
+                if name not in self.emitted[role]:
+                    self.stage(name, skipped=f"stopped: {own_status}", role=role)
+            results.append(
+                {
+                    "status": own_status,
+                    "message": own_message,
+                    "error_stage": own_stage if own_status != "ok" else None,
+                    "output": self.output.for_role(role).as_dict(),
+                }
+            )
+        done = {"event": "done", "output": self.output.as_dict()}
+        if self.many:
+            done.update(status=status, message=message, error_stage=error_stage)
+            done["candidates"] = results
+        else:
+            done.update(
+                status=results[0]["status"],
+                message=results[0]["message"],
+                error_stage=results[0]["error_stage"],
+            )
+        self.emit(done)
+
+    def _kill_workers(self, retire: bool = True) -> None:
+        """Kill every worker; ``retire=False`` while another thread may still use its own (its
+        request then fails fast and that thread retires it)."""
+        with self.lock:
+            workers = list(self.workers)
+        for worker in workers:
+            worker.kill()
+        if retire:
+            for worker in workers:
+                self.retire(worker)
+
+
+def _timing_for(data: dict, role: str) -> dict:
+    """The timing stage's data as one candidate's verdict sees it (its own pairs)."""
+    info = data["candidates"][role]
+    rounds = [
+        [{"baseline": p["baseline"], "candidate": p[role]} for p in r if role in p]
+        for r in data["pairs"]
+    ]
+    rounds = [r for r in rounds if r]
+    out = {
+        "clock": info["clock"],
+        "rounds": info["rounds"],
+        "pairs": rounds,
+        "calls_per_sample": {
+            "baseline": data["calls_per_sample"]["baseline"],
+            "candidate": data["calls_per_sample"].get(role, 0),
+        },
+        "stopped": info["stopped"],
+        "sequential": data["sequential"],
+        "duration_s": info["duration_s"],
+        "total_duration_s": data["duration_s"],
+        "total_rounds": data["rounds"],
+    }
+    if "estimate" in info:
+        out["estimate"] = info["estimate"]
+    return out
+
+
+def _session_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[4])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _peak(reply: dict) -> int | None:

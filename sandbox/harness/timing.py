@@ -9,12 +9,25 @@
 - A sample is ``loops`` passes over all workload calls on freshly deep-copied inputs; the clock
   is the worker's CPU time read from this process (all its threads), and the wall time around
   the request. CPU time is the main clock unless the code is clearly multi-threaded
-  (CPU/wall > 1.3) or mostly waiting (CPU/wall < 0.35): then wall time is used.
+  (CPU/wall > 1.3) or mostly waiting (CPU/wall < 0.35 and it blocks, i.e. gives up the CPU
+  itself, at least once per two calls; see :func:`choose_clock`): then wall time is used.
 - Two rounds always run (within the wall-clock limit), whatever the budget says.
-- After each round the worker checks its outputs against its first call (and for caching);
-  after ``min_rounds`` rounds the speedup CI is computed and sampling stops once its half-width
-  is within ``target_rel_ci`` (but not before ``early_stop_rounds``), or when the next round
-  would exceed ``budget_s``, or after ``max_rounds``.
+- After each round the worker checks its outputs against its first call (and for caching).
+- Sequential protocol (``sequential``, the default): after every round (from ``min_rounds``,
+  default 2) each candidate's anytime-valid confidence sequence is computed
+  (``stats.sequential_estimate``); a candidate stops (``settled``) once its CI lies outside the
+  noise band (``noise_band``, ±2%: faster/slower) or inside it (not significant). Looking after
+  every round is what the confidence sequence allows: its 95% holds at any stopping round.
+- Fixed protocol (``sequential: false``): after ``min_rounds`` (default 4) rounds the bootstrap
+  CI is computed and sampling stops once its half-width is within ``target_rel_ci`` (but not
+  before ``early_stop_rounds``).
+- Either way timing ends when every candidate has stopped, when the next round would exceed
+  ``budget_s`` (``budget``; with N candidates ``budget_s * (1 + (N - 1) / 2)``), or after
+  ``max_rounds``.
+- Several candidates: a round starts a fresh baseline and a fresh process per candidate still
+  undecided, all pinned to one CPU; each set of samples takes the baseline and every such
+  candidate once, in random order, so the baseline is measured once for all. A candidate that
+  crashes, drifts or tampers while being timed is dropped (its own status); the others go on.
 """
 
 from __future__ import annotations
@@ -26,21 +39,51 @@ import statistics
 import time
 
 from .procs import Stop
-from .stats import estimate_speedup
+from .stats import (
+    NOISE_BAND,
+    SpeedupEstimate,
+    estimate_speedup,
+    sequential_estimate,
+    settled,
+)
 
 MAX_CALLS_PER_SAMPLE = 1_000_000
 
 
-def _sample(sup, worker, loops: int, n_cases: int, what: str) -> tuple[float, float]:  # noqa: ANN001
+def _sample(
+    sup,  # noqa: ANN001
+    worker,  # noqa: ANN001
+    loops: int,
+    n_cases: int,
+    what: str,
+    deadline: float | None = None,
+    blocks: list[float] | None = None,
+) -> tuple[float, float]:
     # A warm-up call ends the (untimed) preparation when a call is short next to the sample:
     # the other side just ran on this CPU, and its caches should not be charged to this side.
     warm = loops * n_cases >= 4
-    sup.ask(worker, {"cmd": "prepare", "loops": loops, "warm": warm}, what)
+    sup.ask(worker, {"cmd": "prepare", "loops": loops, "warm": warm}, what, deadline)
+    blocked0 = voluntary_switches(worker.pid)
     cpu0, wall0 = worker.cpu(), time.perf_counter()
-    sup.ask(worker, {"cmd": "go"}, what)
+    sup.ask(worker, {"cmd": "go"}, what, deadline)
     wall1, cpu1 = time.perf_counter(), worker.cpu()
     calls = loops * n_cases
+    if blocks is not None:
+        blocks.append((voluntary_switches(worker.pid) - blocked0) / calls)
     return (cpu1 - cpu0) / calls, (wall1 - wall0) / calls
+
+
+def voluntary_switches(pid: int) -> int:
+    """How often the process gave up its CPU itself (sleep, I/O, locks): a CPU-bound process
+    that gets little CPU because the machine is busy is preempted instead (involuntary)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("voluntary_ctxt_switches:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def _calibrate(sup, worker, n_cases: int, min_s: float, what: str) -> int:  # noqa: ANN001
@@ -66,6 +109,17 @@ def _equalize(loops: dict[str, int]) -> None:
             loops[role] = common
 
 
+def _equalize_many(loops: dict[str, int], roles: list[str]) -> None:
+    """:func:`_equalize` for a baseline timed against several candidates: the baseline and
+    every candidate within 4x of it share one loop count (the largest of them)."""
+    base = loops["baseline"]
+    near = [r for r in roles if r in loops and max(loops[r], base) <= 4 * min(loops[r], base)]
+    common = max([base] + [loops[r] for r in near])
+    loops["baseline"] = common
+    for role in near:
+        loops[role] = common
+
+
 def _pin(pid: int, cpu: int | None) -> None:
     if cpu is not None:
         try:
@@ -74,29 +128,57 @@ def _pin(pid: int, cpu: int | None) -> None:
             pass
 
 
-def choose_clock(samples: dict[str, list[tuple[float, float]]]) -> str:
-    for pairs in samples.values():
+def choose_clock(
+    samples: dict[str, list[tuple[float, float]]],
+    blocks: dict[str, list[float]] | None = None,
+) -> str:
+    """``wall`` for code that runs several threads (CPU/wall > 1.3) or mostly waits (CPU/wall
+    < 0.35 *and* it blocks at least once per two calls); ``cpu`` otherwise. A low CPU/wall of
+    code that never blocks means a busy machine starved it of CPU, which the CPU clock ignores
+    and the wall clock would count (measured: the wall clock off by 10-20% at load 8 on 2 CPUs).
+    """
+    for role, pairs in samples.items():
         ratios = [c / w for c, w in pairs if w > 0]
-        if ratios and not 0.35 <= statistics.median(ratios) <= 1.3:
+        if not ratios:
+            continue
+        share = statistics.median(ratios)
+        waits = (blocks or {}).get(role)
+        blocking = statistics.median(waits) >= 0.5 if waits else True
+        if share > 1.3 or (share < 0.35 and blocking):
             return "wall"
     return "cpu"
 
 
-def ratios_by_round(rounds: list[list[dict]], clock: str) -> list[list[float]]:
+def ratios_by_round(
+    rounds: list[list[dict]], clock: str, role: str = "candidate"
+) -> list[list[float]]:
+    """Per round, the paired ratios baseline time / ``role``'s time (rounds ``role`` was not
+    timed in are left out)."""
     i = 0 if clock == "cpu" else 1
-    return [
-        [
-            p["baseline"][i] / p["candidate"][i]
+    out = []
+    for r in rounds:
+        ratios = [
+            p["baseline"][i] / p[role][i]
             for p in r
-            if p["candidate"][i] > 0 and p["baseline"][i] > 0
+            if role in p and p[role][i] > 0 and p["baseline"][i] > 0
         ]
-        for r in rounds
-    ]
+        if ratios:
+            out.append(ratios)
+    return out
 
 
-def measure(sup, roles: list[str], opts: dict) -> dict:  # noqa: ANN001
+def estimate(rounds: list[list[float]], opts: dict, seed: int = 0) -> SpeedupEstimate:
+    """The protocol's estimate: the confidence sequence (sequential) or the bootstrap CI."""
+    if opts.get("sequential", True):
+        return sequential_estimate(rounds, float(opts.get("noise_band", NOISE_BAND)))
+    return estimate_speedup(rounds, seed=seed)
+
+
+def measure(sup, roles: list[str], opts: dict, cpus: list | None = None) -> dict:  # noqa: ANN001
+    """Time ``roles`` (``baseline`` first, then the candidates) on ``cpus`` (default: every CPU
+    this process may use; one CPU when other stages run beside the timing)."""
     try:
-        return _measure(sup, roles, opts)
+        return _measure(sup, roles, opts, cpus)
     except Stop as stop:
         if stop.role == "baseline" and stop.status == "crashed" and len(roles) == 2:
             # The baseline already ran cleanly in the equivalence stage; dying now, beside the
@@ -105,57 +187,107 @@ def measure(sup, roles: list[str], opts: dict) -> dict:  # noqa: ANN001
                 "tampered",
                 f"{stop.message}; the baseline's process was killed while "
                 "the candidate's was running",
-                "candidate",
+                roles[1],
+            ) from None
+        if stop.role == "baseline" and stop.status == "crashed" and len(roles) > 2:
+            raise Stop(
+                "tampered",
+                f"{stop.message}; the baseline's process was killed while the candidates' "
+                "were running (one of them signalled it)",
+                "candidates",
             ) from None
         raise
 
 
-def _measure(sup, roles: list[str], opts: dict) -> dict:  # noqa: ANN001
+class _Side:
+    """What timing knows of one candidate: still timed, or settled / dropped, and why."""
+
+    def __init__(self) -> None:
+        self.rounds = 0
+        self.stopped: str | None = None
+        self.failure: tuple[str, str] | None = None
+        self.duration_s = 0.0
+        self.estimate: SpeedupEstimate | None = None
+
+
+def _measure(sup, roles: list[str], opts: dict, cpus: list | None) -> dict:  # noqa: ANN001
     start = time.monotonic()
-    budget_end = min(start + float(opts["budget_s"]), sup.deadline - 1.0)
+    # A round times every undecided candidate beside one baseline: each extra candidate adds
+    # about half a pair's time, so the budget grows by half per extra candidate.
+    budget = float(opts["budget_s"]) * (1 + 0.5 * max(0, len(roles) - 2))
+    budget_end = min(start + budget, sup.deadline - 1.0)
     seed = opts.get("seed")
+    sequential = bool(opts.get("sequential", True))
+    band = float(opts.get("noise_band", NOISE_BAND))
+    min_rounds = int(opts.get("min_rounds") or (2 if sequential else 4))
     rng = random.Random(seed)
+    candidates = roles[1:]
+    many = len(candidates) > 1
+    sides = {role: _Side() for role in candidates}
     loops: dict[str, int] = {}
     rounds: list[list[dict]] = []
     samples: dict[str, list[tuple[float, float]]] = {r: [] for r in roles}
+    blocks: dict[str, list[float]] = {r: [] for r in roles}  # voluntary switches per call
     n_cases = 0
     stop_reason = "max_rounds"
-    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [None]
-    estimate = None
+    if cpus is None:
+        cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [None]
+    longest = 0.0
     while len(rounds) < int(opts["max_rounds"]):
+        active = [r for r in candidates if sides[r].stopped is None]
+        if candidates and not active:
+            break
+        timed = ["baseline", *active]
         round_start = time.monotonic()
         workers = {}
+        pairs: list[dict] = []
+        failed: str | None = None
         try:
             cpu = rng.choice(cpus)
-            for role in rng.sample(roles, len(roles)):  # which side starts first: random too
+            for role in rng.sample(timed, len(timed)):  # which side starts first: random too
+                failed = role
                 workers[role], loaded = sup.load(role, quiet=True)
                 n_cases = loaded["n_cases"]
                 _pin(workers[role].pid, cpu)
-            if not loops:
-                for role in roles:
-                    loops[role] = _calibrate(
-                        sup,
-                        workers[role],
-                        n_cases,
-                        float(opts["min_sample_s"]),
-                        "timing the " + role,
-                    )
-                _equalize(loops)
-            else:
-                for role in roles:
-                    _sample(sup, workers[role], loops[role], n_cases, f"timing the {role}")
-            pairs = []
+            failed = None
+
+            def sample(role: str, workers: dict = workers, n: int = n_cases) -> tuple[float, float]:
+                nonlocal failed, longest
+                failed = role
+                t0 = time.monotonic()
+                # Several candidates: one that hangs must not use up the others' time.
+                limit = t0 + max(10.0, 20 * longest) if many else None
+                out = _sample(
+                    sup, workers[role], loops[role], n, f"timing the {role}", limit, blocks[role]
+                )
+                longest = max(longest, time.monotonic() - t0)
+                failed = None
+                return out
+
+            new = [r for r in timed if r not in loops]
+            for role in new:
+                failed = role
+                loops[role] = _calibrate(
+                    sup, workers[role], n_cases, float(opts["min_sample_s"]), "timing the " + role
+                )
+            failed = None
+            if new:
+                if many:
+                    _equalize_many(loops, new if "baseline" not in new else candidates)
+                else:
+                    _equalize(loops)
+            for role in timed:
+                if role not in new:
+                    sample(role)  # the warm-up sample
             for _ in range(int(opts["pairs_per_round"])):
-                order = list(roles)
+                order = list(timed)
                 rng.shuffle(order)
                 pair = {}
                 for role in order:
-                    pair[role] = _sample(
-                        sup, workers[role], loops[role], n_cases, f"timing the {role}"
-                    )
-                    samples[role].append(pair[role])
+                    pair[role] = sample(role)
                 pairs.append(pair)
-            for role in roles:
+            for role in timed:
+                failed = role
                 reply = sup.ask(workers[role], {"cmd": "verify"}, f"checking the {role}'s outputs")
                 if "drift" in reply:
                     raise Stop(
@@ -164,42 +296,97 @@ def _measure(sup, roles: list[str], opts: dict) -> dict:  # noqa: ANN001
                         f"({reply['drift']}); results must not depend on earlier calls",
                         role,
                     )
+            failed = None
+        except Stop as stop:
+            # Several candidates: one that misbehaves is dropped (with its status), the round is
+            # discarded, and the others go on. The baseline's trouble ends everything.
+            culprit = stop.role or failed
+            if not many or culprit not in sides or time.monotonic() >= sup.deadline - 0.1:
+                raise
+            signalled = "killed by SIGKILL" in stop.message or "killed by SIGTERM" in stop.message
+            if signalled:
+                # Same uid: any candidate of the round may have sent it; none is trusted.
+                note = (
+                    f"{stop.message}; killed while {', '.join(active)} were timed together "
+                    "(one of them sent the signal: evaluate them separately to find which)"
+                )
+                for role in active:
+                    sides[role].stopped = "failed"
+                    sides[role].failure = ("tampered", note)
+            else:
+                sides[culprit].stopped = "failed"
+                sides[culprit].failure = (stop.status, stop.message)
+            pairs = []
         finally:
             for worker in workers.values():
                 sup.retire(worker)
+        if not pairs:
+            continue
         rounds.append(pairs)
+        for pair in pairs:
+            for role, value in pair.items():
+                samples[role].append(value)
         now = time.monotonic()
-        clock = choose_clock(samples)
-        if len(roles) == 2 and len(rounds) >= 2:
-            estimate = estimate_speedup(ratios_by_round(rounds, clock), seed=seed or 0)
-        if len(rounds) >= int(opts["min_rounds"]):
-            if estimate is None:
-                stop_reason = "min_rounds"
-                break
-            enough = len(rounds) >= int(opts.get("early_stop_rounds", 8))
-            if enough and estimate.rel_halfwidth <= float(opts["target_rel_ci"]):
-                stop_reason = "precise enough"
-                break
-        if len(rounds) >= 2 and now + (now - round_start) > budget_end:
-            stop_reason = "time budget"
+        for role in active:
+            side = sides[role]
+            side.rounds += 1
+            side.duration_s = now - start
+            clock = choose_clock({"baseline": samples["baseline"], role: samples[role]}, blocks)
+            if side.rounds >= 2:
+                side.estimate = estimate(ratios_by_round(rounds, clock, role), opts, seed=seed or 0)
+            if side.rounds < min_rounds or side.estimate is None:
+                continue
+            if sequential:
+                if settled(side.estimate.ci95, band):
+                    side.stopped = "settled"
+            else:
+                enough = side.rounds >= int(opts.get("early_stop_rounds", 8))
+                if enough and side.estimate.rel_halfwidth <= float(opts["target_rel_ci"]):
+                    side.stopped = "settled"
+        if not candidates and len(rounds) >= min_rounds:
+            stop_reason = "settled"  # the baseline alone: nothing to decide
             break
-    clock = choose_clock(samples)
+        if candidates and all(sides[r].stopped for r in candidates):
+            stop_reason = "settled"
+            break
+        if len(rounds) >= 2 and now + (now - round_start) > budget_end:
+            stop_reason = "budget"
+            break
+    for side in sides.values():
+        if side.stopped is None:
+            side.stopped = stop_reason
+    if not rounds and not (many and all(s.failure for s in sides.values())):
+        raise Stop("error", "timing produced no samples")
+    clock = choose_clock(samples, blocks)
     result = {
         "clock": clock,
         "rounds": len(rounds),
         "pairs": rounds,
         "loops": loops,
-        "calls_per_sample": {r: loops[r] * n_cases for r in roles},
+        "calls_per_sample": {r: loops.get(r, 0) * n_cases for r in roles},
         "stopped": stop_reason,
+        "sequential": bool(opts.get("sequential", True)),
         "duration_s": time.monotonic() - start,
+        "candidates": {},
     }
-    if len(roles) == 2:
-        est = estimate_speedup(ratios_by_round(rounds, clock), seed=seed or 0)
-        result["estimate"] = {
-            "speedup": est.speedup,
-            "ci95": list(est.ci95),
-            "verdict": est.verdict,
+    for role, side in sides.items():
+        info: dict = {
+            "rounds": side.rounds,
+            "stopped": side.stopped,
+            "duration_s": side.duration_s,
+            "clock": choose_clock({"baseline": samples["baseline"], role: samples[role]}, blocks),
         }
+        if side.failure:
+            info["failure"] = {"status": side.failure[0], "message": side.failure[1]}
+        elif side.estimate is not None:
+            info["estimate"] = {
+                "speedup": side.estimate.speedup,
+                "ci95": list(side.estimate.ci95),
+                "verdict": side.estimate.verdict,
+            }
+        result["candidates"][role] = info
+    if len(roles) == 2 and "estimate" in result["candidates"][roles[1]]:
+        result["estimate"] = result["candidates"][roles[1]]["estimate"]
     if not all(math.isfinite(c) for r in roles for c, _ in samples[r]):
         raise Stop("error", "timing produced non-finite samples")
     return result

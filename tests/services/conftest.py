@@ -12,8 +12,12 @@ from app.config import get_settings
 from app.services import Context
 from tests.llm.conftest import LITELLM_PYDANTIC_WARNING
 
-# Quick but real timing: fresh processes, paired samples, a CI — just fewer of them.
+# Quick but real timing: fresh processes, paired samples, a CI — just fewer of them. Two rounds
+# are too few for the sequential protocol's anytime-valid interval (its width after 2 rounds is
+# ~56 round-to-round sds: tests/sandbox/test_stats.py), so these service tests use the fixed
+# protocol; the sequential one is tested in tests/sandbox/test_sequential.py.
 FAST_TIMING = {
+    "sequential": False,
     "budget_s": 0.5,
     "min_rounds": 2,
     "max_rounds": 2,

@@ -193,24 +193,32 @@ def test_a_session_that_is_not_ready_refuses_turns(ctx):
 
 
 @pytest.mark.slow
-def test_evaluations_are_bounded_by_eval_workers_recorded_transcript(sqlite_engine, make_ctx):
+def test_several_versions_in_a_reply_are_judged_in_one_sandbox_task_recorded_transcript(
+    sqlite_engine, make_ctx
+):
     ctx = make_ctx(sqlite_engine, eval_workers=1)
     view = services.create_session(
         baseline_source=BASELINE,
         entry_point="count_common",
         workload_source=WORKLOAD,
+        tests_source=TESTS,
         model=MODEL,
         ctx=ctx,
     )
     recorded.install([reply_with(FASTER) + "\nOr:\n" + reply_with(WRONG)])
-    events: list[tuple[str, int]] = []
+    events: list[tuple[str, dict]] = []
     result = services.run_turn(
-        view.info.id,
-        ctx=ctx,
-        on_progress=lambda stage, info: events.append((stage, info.get("candidate_id"))),
+        view.info.id, ctx=ctx, on_progress=lambda stage, info: events.append((stage, info))
     )
-    assert len(result.candidates) == 2
-    sandbox = [(s, c) for s, c in events if c in {x.id for x in result.candidates}]
-    first = sandbox[0][1]
-    done_first = sandbox.index(("done", first))
-    assert all(c == first for _, c in sandbox[: done_first + 1]), "one evaluation at a time"
+    fast, wrong = result.candidates
+    ids = [fast.id, wrong.id]
+    sandbox_events = [(s, i) for s, i in events if i.get("candidate_ids") == ids]
+    # One task for both (the baseline timed once), on the one-worker pool.
+    assert [s for s, _ in sandbox_events].count("start") == 1
+    assert [s for s, _ in sandbox_events].count("done") == 1
+    per_candidate = {(s, i["candidate_id"]) for s, i in sandbox_events if "candidate_id" in i}
+    assert {("tests", fast.id), ("tests", wrong.id), ("timing", fast.id)} <= per_candidate
+    assert fast.evaluation.status == "ok" and fast.evaluation.verdict == "faster"
+    assert fast.evaluation.speedup > 1 and fast.evaluation.ci_low > 1
+    assert wrong.evaluation.status == "failed" and wrong.evaluation.tests_failed == 1
+    assert wrong.evaluation.speedup is None

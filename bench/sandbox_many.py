@@ -1,0 +1,63 @@
+"""Several candidates in one task: four candidates (2x, 1.3x, 1.0x, 0.7x) against one baseline
+in ONE evaluation vs the same four evaluated separately, alternating in the same run.
+
+Target: one task's wall time <= 40% of the four separate evaluations', every verdict right.
+Run: ``.venv/bin/python bench/sandbox_many.py [runs] [backend] [--quick]``
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from sandbox_common import LOOP, QUICK, load, median, ratio_task
+
+import sandbox
+
+# baseline 10 reps; candidates 5 (2x), 8 (1.25x, "1.3x" nominal), 10 (1.0x), 14 (0.71x)
+CANDIDATES = {
+    "2x": (5, "faster"),
+    "1.3x": (8, "faster"),
+    "1.0x": (10, None),
+    "0.7x": (14, "slower"),
+}
+TESTS = "from target import f\n\ndef test_small():\n    assert f(10) >= 0\n"
+
+
+def main() -> None:
+    runs = int(sys.argv[1]) if len(sys.argv) > 1 else (1 if QUICK else 3)
+    backend = sys.argv[2] if len(sys.argv) > 2 else "bwrap"
+    print(f"four candidates on {backend}, one task vs four, {runs} run(s); {load()}")
+    together, apart = [], []
+    for _ in range(runs):
+        task = ratio_task(10, None, tests=TESTS)
+        task["candidates"] = [LOOP.format(reps=r) for r, _ in CANDIDATES.values()]
+        start = time.monotonic()
+        v = sandbox.evaluate(task, backend=backend)
+        together.append(time.monotonic() - start)
+        print(f"one task: {together[-1]:.2f} s, status {v['status']}, {v['rounds']} rounds")
+        for (name, (reps, want)), each in zip(CANDIDATES.items(), v["candidates"], strict=True):
+            right = each["verdict"] == want if want else each["verdict"] != "slower"
+            print(
+                f"  {name:>5} ({10 / reps:.2f}x) {each['verdict'] or each['status']:>16} "
+                f"×{each['speedup'] or 0:.3f} ci95 {each['ci95']} rounds {each['rounds']} "
+                f"{each['stopped']} right={right}"
+            )
+        start = time.monotonic()
+        for name, (reps, _) in CANDIDATES.items():
+            single = sandbox.evaluate(ratio_task(10, reps, tests=TESTS), backend=backend)
+            print(
+                f"  separately {name:>5}: {single['duration_s']:.2f} s "
+                f"{single['verdict'] or single['status']} ×{single['speedup'] or 0:.3f}"
+            )
+        apart.append(time.monotonic() - start)
+        print(f"four tasks: {apart[-1]:.2f} s")
+    ratio = median(together) / median(apart)
+    print(
+        f"median: one task {median(together):.2f} s, four tasks {median(apart):.2f} s, "
+        f"ratio {ratio * 100:.0f}% (target <= 40%); {load()}"
+    )
+
+
+if __name__ == "__main__":
+    main()

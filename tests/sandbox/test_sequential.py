@@ -1,0 +1,83 @@
+"""Sequential timing end to end (bwrap): stops once the answer is settled, reports why, and the
+fixed protocol of before stays selectable with ``timing.sequential: false``."""
+
+from __future__ import annotations
+
+import pytest
+
+import sandbox
+from sandbox import InvalidTask, TimingOptions
+
+from .conftest import QUICK_LIMITS
+from .test_evaluate import LOOP
+
+WORKLOAD = "def cases():\n    return [(3000,), (5000,)]\n"
+
+
+def judge(baseline_reps: int, candidate_reps: int, **timing: object) -> dict:
+    task = {
+        "baseline": LOOP.format(k=baseline_reps),
+        "candidate": LOOP.format(k=candidate_reps),
+        "entry": "f",
+        "workload": WORKLOAD,
+        "timing": {"min_sample_s": 0.01, **timing},
+    }
+    return sandbox.evaluate(task, backend="bwrap", limits=QUICK_LIMITS)
+
+
+def test_a_clear_speedup_stops_as_soon_as_it_is_settled():
+    verdict = judge(8, 1, budget_s=9, max_rounds=20)
+    assert verdict["status"] == "ok", verdict["message"]
+    assert verdict["verdict"] == "faster" and verdict["ci95"][0] > 1.02
+    assert verdict["stopped"] == "settled"
+    assert 2 <= verdict["rounds"] <= 5  # not the 8 rounds the fixed protocol waits for
+    timing = verdict["timing"]
+    assert timing["sequential"] is True
+    assert (timing["rounds"], timing["stopped"]) == (verdict["rounds"], verdict["stopped"])
+    assert 0 < verdict["timing_s"] < verdict["duration_s"]
+    assert verdict["timing_s"] == pytest.approx(timing["duration_s"], abs=0.01)
+    assert len(timing["samples"]) == verdict["rounds"]
+
+
+def test_the_fixed_protocol_stays_selectable():
+    verdict = judge(8, 1, sequential=False, budget_s=9, max_rounds=5)
+    assert verdict["status"] == "ok", verdict["message"]
+    assert verdict["timing"]["sequential"] is False
+    # Its minimum of 4 rounds (and no early stop before 8): max_rounds or the budget ends it.
+    assert verdict["rounds"] >= 4 and verdict["stopped"] in ("max_rounds", "budget")
+    assert verdict["verdict"] == "faster"
+
+
+def test_a_budget_too_small_to_settle_says_so():
+    verdict = judge(2, 2, budget_s=0.1, max_rounds=20)
+    assert verdict["rounds"] == 2  # two rounds always run
+    assert verdict["stopped"] == "budget"
+    assert verdict["verdict"] == "not significant"
+
+
+def test_timing_options_are_validated():
+    assert TimingOptions().as_dict()["min_rounds"] == 2
+    assert TimingOptions(sequential=False).as_dict()["min_rounds"] == 4
+    base = {"baseline": "def f(n):\n    return n\n", "entry": "f", "workload": WORKLOAD}
+    with pytest.raises(InvalidTask, match="timing.sequential must be true or false"):
+        sandbox.parse_task({**base, "timing": {"sequential": "yes"}})
+    with pytest.raises(InvalidTask, match="noise_band"):
+        sandbox.parse_task({**base, "timing": {"noise_band": -0.1}})
+    with pytest.raises(InvalidTask, match="min_rounds must be at least 2"):
+        sandbox.parse_task({**base, "timing": {"min_rounds": 1}})
+
+
+def test_code_that_waits_is_timed_on_the_wall_clock_and_busy_code_on_cpu_time():
+    sleeper = "import time\ndef f(n):\n    time.sleep(n / 1e6)\n    return n\n"
+    task = {
+        "baseline": sleeper.replace("n / 1e6", "2 * n / 1e6"),
+        "candidate": sleeper,
+        "entry": "f",
+        "workload": "def cases():\n    return [(2000,), (3000,)]\n",
+        "timing": {"min_sample_s": 0.02, "budget_s": 6},
+    }
+    verdict = sandbox.evaluate(task, backend="bwrap", limits=QUICK_LIMITS)
+    assert verdict["timing"]["clock"] == "wall"  # it blocks once per call
+    assert verdict["verdict"] == "faster" and 1.6 < verdict["speedup"] < 2.4
+    busy = judge(2, 1, budget_s=6)
+    assert busy["timing"]["clock"] == "cpu"  # never blocks: a busy machine must not flip it
