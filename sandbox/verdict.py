@@ -41,6 +41,14 @@ class TestsResult(TypedDict):
     ran: bool
 
 
+class Coverage(TypedDict):
+    """The statements of the target's body that the selected tests run (on the baseline)."""
+
+    lines: int
+    covered: int
+    missing: list[int]
+
+
 class Output(TypedDict):
     stdout: str
     stderr: str
@@ -56,6 +64,7 @@ class Verdict(TypedDict):
     correct: bool
     mode: Literal["compare", "baseline"]
     tests: TestsResult
+    coverage: Coverage | None
     equivalent: bool | None
     mismatches: list[dict[str, Any]]
     mismatch_count: int
