@@ -22,7 +22,7 @@ from tests.e2e.test_core_flow import shot, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.model]
 
-STALE_S = 3
+STALE_S = 10  # a loaded machine running the model in-process may delay heartbeats
 
 
 def _start(db: Path, name: str) -> tuple[subprocess.Popen, str]:
@@ -115,8 +115,8 @@ def _flow(page, db: Path, procs: list[subprocess.Popen], url: str) -> None:  # n
     while not any(k == "turn" and t > 0 for _, k, _, t in _jobs(db)):
         assert time.monotonic() < deadline + 180, "the turn streamed nothing"
         time.sleep(0.2)
-    shot(page, "restart-01-streaming")
     _stop(procs[0], signal.SIGKILL)  # the app process, mid-turn
+    shot(page, "restart-01-killed-mid-turn")
 
     second, url = _start(db, "restart-second")
     procs.append(second)
