@@ -121,7 +121,7 @@ def _flow(page, db: Path, procs: list[subprocess.Popen], url: str) -> None:  # n
     second, url = _start(db, "restart-second")
     procs.append(second)
     time.sleep(STALE_S + 1)
-    page.goto(f"{url}/optimize?session=1")
+    page.goto(f"{url}/?session=1")  # Optimize is the default page
     page.get_by_text(re.compile("Interrupted: the process running this job")).wait_for()
     turn = next(j for j in _jobs(db) if j[1] == "turn")
     assert turn[2] == "interrupted" and turn[3] > 0
