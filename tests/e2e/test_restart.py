@@ -111,9 +111,9 @@ def _flow(page, db: Path, procs: list[subprocess.Popen], url: str) -> None:  # n
     box.fill("Make sum_of_squares faster. Answer with the whole function.")
     box.press("Enter")
     page.get_by_role("button", name="Stop").wait_for(timeout=300_000)  # the turn runs
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 600  # the local model on a loaded 2-core machine
     while not any(k == "turn" and t > 0 for _, k, _, t in _jobs(db)):
-        assert time.monotonic() < deadline + 180, "the turn streamed nothing"
+        assert time.monotonic() < deadline, "the turn streamed nothing"
         time.sleep(0.2)
     _stop(procs[0], signal.SIGKILL)  # the app process, mid-turn
     shot(page, "restart-01-killed-mid-turn")
