@@ -135,7 +135,8 @@ def _flow(page, db: Path, procs: list[subprocess.Popen], url: str) -> None:  # n
 
     page.get_by_role("button", name="Run again").click()
     page.get_by_role("button", name="Stop").wait_for(timeout=120_000)  # it runs again
-    page.get_by_role("button", name="Dismiss").wait_for(timeout=600_000)  # it ended
+    # it ended: the panel's caption names the new turn's job as done
+    page.get_by_text(re.compile(r"turn · job \d+ · done")).wait_for(timeout=900_000)
     errors = page.locator("[data-testid='stAlertContentError']").all_inner_texts()
     assert not errors, errors
     wait_idle(page)
