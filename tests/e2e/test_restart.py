@@ -71,6 +71,7 @@ def _jobs(db: Path) -> list[tuple]:
         return conn.execute("SELECT id, kind, state, tokens FROM job ORDER BY id").fetchall()
 
 
+@pytest.mark.timeout(1800)  # two app starts, a baseline and two local-model turns
 def test_a_turn_survives_the_app_being_killed_and_restarted(tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
