@@ -340,6 +340,9 @@ def reap_stale_jobs(*, ctx: Context | None = None) -> list[int]:
         Job.state.in_(JOB_ACTIVE_STATES),
         Job.worker.is_not(None),
         Job.heartbeat_at < cutoff,
+        # a job this process holds is alive, whatever its last heartbeat says (a starved pulse
+        # thread must not get its own jobs reaped by its own page)
+        Job.id.not_in(host().held_ids(c.engine)),
     )
     with unit_of_work(c.engine) as s:
         ids = list(s.scalars(select(Job.id).where(*stale)))
@@ -589,9 +592,11 @@ class JobHost:
         held.done.wait(timeout)
         return True
 
-    def held_ids(self) -> list[int]:
+    def held_ids(self, engine: Engine) -> list[int]:
+        """The ids of the jobs of ``engine``'s database this process holds."""
+        url = str(engine.url)
         with self._lock:
-            return [h.id for h in self._held.values()]
+            return [job_id for (u, job_id) in self._held if u == url]
 
     # -- the pulse ----------------------------------------------------------------------------
     def _ensure_pulse(self) -> None:

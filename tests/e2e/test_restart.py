@@ -22,7 +22,7 @@ from tests.e2e.test_core_flow import shot, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.model]
 
-STALE_S = 3
+STALE_S = 10  # a loaded machine running the model in-process may delay heartbeats
 
 
 def _start(db: Path, name: str) -> tuple[subprocess.Popen, str]:
@@ -71,6 +71,7 @@ def _jobs(db: Path) -> list[tuple]:
         return conn.execute("SELECT id, kind, state, tokens FROM job ORDER BY id").fetchall()
 
 
+@pytest.mark.timeout(1800)  # two app starts, a baseline and two local-model turns
 def test_a_turn_survives_the_app_being_killed_and_restarted(tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -111,17 +112,17 @@ def _flow(page, db: Path, procs: list[subprocess.Popen], url: str) -> None:  # n
     box.fill("Make sum_of_squares faster. Answer with the whole function.")
     box.press("Enter")
     page.get_by_role("button", name="Stop").wait_for(timeout=300_000)  # the turn runs
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 600  # the local model on a loaded 2-core machine
     while not any(k == "turn" and t > 0 for _, k, _, t in _jobs(db)):
-        assert time.monotonic() < deadline + 180, "the turn streamed nothing"
+        assert time.monotonic() < deadline, "the turn streamed nothing"
         time.sleep(0.2)
-    shot(page, "restart-01-streaming")
     _stop(procs[0], signal.SIGKILL)  # the app process, mid-turn
+    shot(page, "restart-01-killed-mid-turn")
 
     second, url = _start(db, "restart-second")
     procs.append(second)
     time.sleep(STALE_S + 1)
-    page.goto(f"{url}/optimize?session=1")
+    page.goto(f"{url}/?session=1")  # Optimize is the default page
     page.get_by_text(re.compile("Interrupted: the process running this job")).wait_for()
     turn = next(j for j in _jobs(db) if j[1] == "turn")
     assert turn[2] == "interrupted" and turn[3] > 0
@@ -135,7 +136,8 @@ def _flow(page, db: Path, procs: list[subprocess.Popen], url: str) -> None:  # n
 
     page.get_by_role("button", name="Run again").click()
     page.get_by_role("button", name="Stop").wait_for(timeout=120_000)  # it runs again
-    page.get_by_role("button", name="Dismiss").wait_for(timeout=600_000)  # it ended
+    # it ended: the panel's caption names the new turn's job as done
+    page.get_by_text(re.compile(r"turn · job \d+ · done")).wait_for(timeout=900_000)
     errors = page.locator("[data-testid='stAlertContentError']").all_inner_texts()
     assert not errors, errors
     wait_idle(page)

@@ -287,3 +287,21 @@ def test_tokens_and_routing_reach_the_row_while_the_job_streams(ctx):
     finally:
         _gate.set()
     assert services.wait_job(job.id, 10, ctx=ctx).state == "done"
+
+
+def test_a_process_never_reaps_the_jobs_it_holds(ctx):
+    _gate.clear()
+    ctx.settings = Settings(database_url=str(ctx.engine.url), job_stale_s=30)
+    job = services.submit_job("test slow", params={"n": 1}, ctx=ctx)
+    try:
+        with unit_of_work(ctx.engine) as s:  # as if its pulse thread had been starved
+            s.execute(
+                update(Job)
+                .where(Job.id == job.id)
+                .values(heartbeat_at=utcnow() - timedelta(seconds=300))
+            )
+        assert services.reap_stale_jobs(ctx=ctx) == []
+        assert services.get_job(job.id, ctx=ctx).state in ("queued", "running")
+    finally:
+        _gate.set()
+    assert services.wait_job(job.id, 10, ctx=ctx).state == "done"
