@@ -159,13 +159,31 @@ def fix_inputs(view: services.SessionView) -> None:
                 st.rerun()
 
 
+def pick_parent(sid: int) -> None:
+    """The person chose the version to improve: keep it for the next turn."""
+    st.session_state[f"parent_picked:{sid}"] = True
+
+
+def follow_parent_default(sid: int, view: services.SessionView) -> None:
+    """ "Improve version" follows the current best (else the baseline) every time the best
+    changes, unless the person picked another version for the coming turn."""
+    parent_key = f"{KEEP}parent:{sid}"
+    ids = [c.id for c in view.candidates]
+    best = view.best or view.baseline
+    best_id = best.id if best else None
+    picked = (
+        st.session_state.get(f"parent_picked:{sid}") and st.session_state.get(parent_key) in ids
+    )
+    if not picked:
+        st.session_state[parent_key] = best_id
+        st.session_state.pop(f"parent_picked:{sid}", None)
+
+
 def chat_controls(view: services.SessionView) -> None:
     sid = view.info.id
     ids = [c.id for c in view.candidates]
     parent_key = f"{KEEP}parent:{sid}"
-    best = view.best or view.baseline
-    if st.session_state.get(parent_key) not in ids:
-        st.session_state[parent_key] = best.id if best else None
+    follow_parent_default(sid, view)
     models = _models()
     model_key = f"{KEEP}model:{sid}"
     session_model = view.info.model or services.get_context().model
@@ -173,12 +191,18 @@ def chat_controls(view: services.SessionView) -> None:
     if st.session_state.get(model_key) not in models:
         st.session_state[model_key] = session_model
     cols = st.columns(2)
+    best_id = (view.best or view.baseline).id if (view.best or view.baseline) else None
     cols[0].selectbox(
         "Improve version",
         ids,
         key=parent_key,
-        format_func=lambda i: f"#{i} ({view.candidate(i).origin})",
-        help="Branch from any candidate: the next turn improves this one.",
+        format_func=lambda i: (
+            f"#{i} ({view.candidate(i).origin})" + (" ⭐ best" if i == best_id else "")
+        ),
+        on_change=pick_parent,
+        args=(sid,),
+        help="The next turn improves this version: the current best unless you pick another "
+        "(for this turn only).",
     )
     cols[1].selectbox(
         "Model",
@@ -209,6 +233,7 @@ def chat_controls(view: services.SessionView) -> None:
                 parent_id=st.session_state[parent_key],
                 model=model,
             )
+            st.session_state.pop(f"parent_picked:{sid}", None)  # the pick was for this turn
             st.rerun()
 
 
@@ -226,6 +251,7 @@ def candidates_column(view: services.SessionView) -> None:
 
     def branch(c: services.CandidateView) -> None:
         st.session_state[f"{KEEP}parent:{sid}"] = c.id
+        pick_parent(sid)
 
     def edit(c: services.CandidateView) -> None:
         set_code(f"{KEEP}hand:{sid}", c.source)
