@@ -123,7 +123,7 @@ def fix_inputs(view: services.SessionView) -> None:
     sid = view.info.id
     if jobs.any_running(sid):
         return  # being validated: the job panel shows the steps
-    if view.validation_error:
+    if view.validation_error and view.validation_error not in jobs.shown_errors(sid):
         st.error(f"The baseline is not ready: {view.validation_error}")
     if view.candidates and len(view.candidates) > 1:
         return
@@ -219,6 +219,12 @@ def chat_controls(view: services.SessionView) -> None:
         st.session_state.get(f"{KEEP}model_other:{sid}", "").strip() or st.session_state[model_key]
     )
     busy = jobs.any_running(sid)
+    sent = st.session_state.get(f"chat_sent:{sid}")
+    if sent and jobs.state_of(sent[0]) in ("failed", None):
+        st.session_state[f"chat:{sid}"] = sent[1]  # the turn failed: the request is back
+        st.session_state.pop(f"chat_sent:{sid}")
+    elif sent and jobs.state_of(sent[0]) in ("done", "cancelled"):
+        st.session_state.pop(f"chat_sent:{sid}")
     text = st.chat_input(
         "Ask the optimizer (empty: make it faster)…", key=f"chat:{sid}", disabled=busy
     )
@@ -226,13 +232,14 @@ def chat_controls(view: services.SessionView) -> None:
         text = services.DEFAULT_INSTRUCTION
     if text:
         with guard("starting the chat turn"):
-            jobs.start(
+            job = jobs.start(
                 services.start_turn,
                 sid,
                 text,
                 parent_id=st.session_state[parent_key],
                 model=model,
             )
+            st.session_state[f"chat_sent:{sid}"] = (job.id, text)
             st.session_state.pop(f"parent_picked:{sid}", None)  # the pick was for this turn
             st.rerun()
 
@@ -261,7 +268,14 @@ def candidates_column(view: services.SessionView) -> None:
     newest = list(reversed(view.candidates))
     for i, c in enumerate(newest[:8]):
         parent = view.candidate(c.parent_id) if c.parent_id else None
-        candidate_card(c, parent=parent, key=f"card_{c.id}", actions=actions, expanded=i < 2)
+        candidate_card(
+            c,
+            parent=parent,
+            key=f"card_{c.id}",
+            actions=actions,
+            expanded=i < 2,
+            error_shown=c.origin == "baseline" and not view.ready,
+        )
     if len(newest) > 8:
         st.caption(f"{len(newest) - 8} older candidates: see the Review page.")
     hand_editor(view)

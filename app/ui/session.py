@@ -47,7 +47,17 @@ def transcript(view: SessionView, *, comments: bool = True) -> None:
     if not view.messages:
         st.caption("No messages yet.")
     for m in view.messages:
-        if m.kind in _KIND_ICON:
+        if m.kind == "validation":
+            if not view.ready and m.content == view.validation_error:
+                continue  # the page shows why the baseline is not ready, once
+            st.caption(f"⚠️ Baseline check: {m.content}")
+        elif m.kind == "error":
+            reason = (m.meta or {}).get("error") or "the reply stopped"
+            st.caption(f"⚠️ The model call failed: {reason}")
+            if m.content.strip():
+                with st.expander("What arrived before it stopped"):
+                    st.markdown(m.content)
+        elif m.kind in _KIND_ICON:
             st.caption(f"{_KIND_ICON[m.kind]} {m.content}")
         else:
             with st.chat_message(_ROLE.get(m.role, "assistant")):

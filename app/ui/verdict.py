@@ -36,7 +36,8 @@ def verdict_parts(ev: EvaluationView | None) -> list[str]:
         parts.append(f"{STATUS_WORDS.get(ev.status, ev.status)} ❌")
     if ev.tests_passed is not None:
         total = ev.tests_passed + (ev.tests_failed or 0)
-        parts.append(f"tests {ev.tests_passed}/{total} {'✅' if not ev.tests_failed else '❌'}")
+        if total:  # "tests 0/0 ✅" beside a failure would tick nothing
+            parts.append(f"tests {ev.tests_passed}/{total} {'✅' if not ev.tests_failed else '❌'}")
     if ev.equivalent is not None:
         parts.append("equivalent ✅" if ev.equivalent else "different outputs ❌")
     if ev.speedup is not None:
@@ -44,7 +45,7 @@ def verdict_parts(ev: EvaluationView | None) -> list[str]:
         parts.append(f"{ev.speedup:.2f}×{ci}")
     if ev.verdict:
         parts.append(ev.verdict if ev.correct is not False else f"{ev.verdict} (but incorrect)")
-    elif ev.correct is False:
+    elif ev.correct is False and ev.status in ("ok", "failed"):
         parts.append("incorrect")
     return parts
 
@@ -57,11 +58,16 @@ def verdict_badge(ev: EvaluationView | None) -> str:
     return {"faster": "🚀", "slower": "🐢"}.get(ev.verdict or "", "➖")
 
 
-def show_evaluation(ev: EvaluationView | None) -> None:
+def show_evaluation(ev: EvaluationView | None, *, error_shown: bool = False) -> None:
+    """The verdict line, then the error, failing tests and mismatches. ``error_shown``: the
+    page already shows this evaluation's error (e.g. why the baseline is not ready), so the
+    card only points at it instead of repeating it."""
     st.markdown(" · ".join(verdict_parts(ev)))
     if ev is None:
         return
-    if ev.error:
+    if ev.error and error_shown:
+        st.caption("Why: see the message above.")
+    elif ev.error:
         st.warning(ev.error)
     for failure in ev.test_failures[:5]:
         st.caption(f"❌ {failure.get('name', 'test')}: {str(failure.get('message', ''))[:300]}")
@@ -76,6 +82,7 @@ def candidate_card(
     key: str,
     actions: dict[str, Callable[[CandidateView], None]] | None = None,
     expanded: bool = True,
+    error_shown: bool = False,
 ) -> None:
     """One proposed version: verdict, diff vs parent, line profile, code (copy), download and
     the page's actions (``{"Mark best": fn, ...}`` — each becomes a button)."""
@@ -83,7 +90,7 @@ def candidate_card(
     best = " ⭐ best" if c.is_best else ""
     title = f"{verdict_badge(ev)} Candidate #{c.id} · {c.origin} · iteration {c.iteration}{best}"
     with st.expander(title, expanded=expanded):
-        show_evaluation(ev)
+        show_evaluation(ev, error_shown=error_shown)
         tabs = st.tabs(["Diff vs parent", "Line profile", "Code"])
         with tabs[0]:
             if parent is None:
