@@ -83,9 +83,11 @@ def candidate_card(
     actions: dict[str, Callable[[CandidateView], None]] | None = None,
     expanded: bool = True,
     error_shown: bool = False,
+    wide: bool = False,
 ) -> None:
     """One proposed version: verdict, diff vs parent, line profile, code (copy), download and
-    the page's actions (``{"Mark best": fn, ...}`` — each becomes a button)."""
+    the page's actions (``{"Mark best": fn, ...}`` — each becomes a button). ``wide``: the card
+    spans the page, so its diff is side by side (else unified, to fit a column)."""
     ev = c.evaluation
     best = " ⭐ best" if c.is_best else ""
     title = f"{verdict_badge(ev)} Candidate #{c.id} · {c.origin} · iteration {c.iteration}{best}"
@@ -101,6 +103,7 @@ def candidate_card(
                     c.source,
                     old_label=f"#{parent.id} ({parent.origin})",
                     new_label=f"#{c.id} ({c.origin})",
+                    side_by_side=wide,  # a card in a narrow column: one unified column
                 )
         with tabs[1]:
             if ev and ev.line_profile:

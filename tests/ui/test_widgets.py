@@ -131,3 +131,26 @@ def test_start_background_passes_only_the_callbacks_a_function_takes() -> None:
     assert job.wait(10)
     snap = job.snapshot()
     assert snap.result == 2 and snap.progress == [("step", {})]
+
+
+def test_unified_diff_fits_a_column_and_keeps_long_lines_whole() -> None:
+    from app.ui.diff import side_by_side_html, unified_html
+
+    long = "    return sum(x * x for x in numbers if x is not None and x > -10**9)  # " + "z" * 80
+    old, new = "def f(numbers):\n    return 0\n", f"def f(numbers):\n{long}\n"
+    page = unified_html(old, new, old_label="#1", new_label="#2")
+    assert 'data-diff="unified"' in page
+    assert "z" * 80 in page  # the whole new line, wrapped, not cut off
+    assert "pre-wrap" in page and "white-space:pre;" not in page
+    assert page.count("<tr>") == 1 + 3  # heading, the kept line, one removed, one added
+    assert "−" in page and "+" in page
+    assert "pre-wrap" in side_by_side_html(old, new)  # side by side wraps as well
+
+
+def test_optimize_cards_show_a_unified_diff_review_side_by_side(seeded, seeded_at) -> None:  # noqa: ANN001
+    at = seeded_at("optimize", session=str(seeded.session_id))
+    bodies = [h.proto.body for h in at.get("html")]
+    assert any('data-diff="unified"' in b for b in bodies)
+    assert not any('data-diff="side-by-side"' in b for b in bodies)
+    review = seeded_at("review", session=str(seeded.session_id))
+    assert any('data-diff="side-by-side"' in h.proto.body for h in review.get("html"))
