@@ -10,6 +10,8 @@ from app import charts, services
 from app.services import ui_support
 from app.ui import candidate_card, code_input, examples, guard, jobs, modes, nav, set_code
 from app.ui.code import PLAIN_KEY
+from app.ui.models import chosen as chosen_model
+from app.ui.models import model_picker
 from app.ui.session import header, transcript
 from app.ui.state import KEEP, author, default
 
@@ -21,17 +23,6 @@ with st.sidebar:
 session_id: int | None = None
 with guard("listing the sessions"):
     session_id = nav.session_picker("pick:optimize", allow_new=True)
-
-
-def _models() -> dict[str, str]:
-    """Model string → label; unusable remote models say why."""
-    choices: dict[str, str] = {}
-    with guard("listing the models"):
-        for m in services.model_choices():
-            choices[m.model] = m.label + ("" if m.usable else f" — {m.note}")
-    if not choices:
-        choices[services.get_context().model] = services.get_context().model
-    return choices
 
 
 def start_validation(sid: int) -> None:
@@ -57,13 +48,10 @@ def new_session_form() -> None:
         ("tests", examples.TESTS),
     ):
         default(f"{KEEP}new:{name}", text)
-    top = st.columns([3, 2, 2])
+    top = st.columns(2)
     top[0].text_input("Title", key=f"{KEEP}new:title")
     top[1].text_input("Entry point (function name)", key=f"{KEEP}new:entry")
-    models = _models()
-    if st.session_state.get(f"{KEEP}new:model") not in models:
-        st.session_state[f"{KEEP}new:model"] = next(iter(models))
-    top[2].selectbox("Model", list(models), key=f"{KEEP}new:model", format_func=lambda m: models[m])
+    model_picker("new")
     upload = st.file_uploader("…or upload a .py file", type=["py"], key="new:upload")
     if upload is not None and st.session_state.get("new:uploaded") != upload.file_id:
         st.session_state["new:uploaded"] = upload.file_id  # load each upload once
@@ -99,7 +87,7 @@ def new_session_form() -> None:
                 title=s[f"{KEEP}new:title"].strip() or None,
                 author=author(),
                 mode=s[f"{KEEP}new:mode"],
-                model=s[f"{KEEP}new:model"],
+                model=chosen_model("new"),
                 tags=[t.strip() for t in s[f"{KEEP}new:tags"].split(",") if t.strip()],
                 visibility=s[f"{KEEP}new:visibility"],
                 validate=False,  # stored now; validated in the background below
@@ -184,12 +172,6 @@ def chat_controls(view: services.SessionView) -> None:
     ids = [c.id for c in view.candidates]
     parent_key = f"{KEEP}parent:{sid}"
     follow_parent_default(sid, view)
-    models = _models()
-    model_key = f"{KEEP}model:{sid}"
-    session_model = view.info.model or services.get_context().model
-    models.setdefault(session_model, session_model)
-    if st.session_state.get(model_key) not in models:
-        st.session_state[model_key] = session_model
     cols = st.columns(2)
     best_id = (view.best or view.baseline).id if (view.best or view.baseline) else None
     cols[0].selectbox(
@@ -204,20 +186,8 @@ def chat_controls(view: services.SessionView) -> None:
         help="The next turn improves this version: the current best unless you pick another "
         "(for this turn only).",
     )
-    cols[1].selectbox(
-        "Model",
-        list(models),
-        key=model_key,
-        format_func=lambda m: models.get(m, m),
-    )
-    st.text_input(
-        "…or any litellm model string",
-        key=f"{KEEP}model_other:{sid}",
-        placeholder="e.g. openai/gpt-4o-mini, ollama/qwen2.5-coder",
-    )
-    model = (
-        st.session_state.get(f"{KEEP}model_other:{sid}", "").strip() or st.session_state[model_key]
-    )
+    model = chosen_model(sid)
+    cols[1].caption(f"Model: `{model}` (chosen above)")
     busy = jobs.any_running(sid)
     sent = st.session_state.get(f"chat_sent:{sid}")
     if sent and jobs.state_of(sent[0]) in ("failed", None):
@@ -330,6 +300,7 @@ def workspace(sid: int) -> None:
     jobs.job_panel(sid, on_result=show_result)
     if not view.ready:
         fix_inputs(view)
+    model_picker(str(sid), view.info.model or services.get_context().model)
     default(f"{KEEP}mode:{sid}", view.info.mode)
     mode = st.segmented_control(
         "Mode",

@@ -13,6 +13,7 @@ from app import services
 from app.services import SessionView, SummaryItem, ui_support
 from app.ui import jobs
 from app.ui.errors import guard
+from app.ui.models import chosen as chosen_model
 from app.ui.state import KEEP, author, default
 
 _HL = "#FFF3B0"  # highlighted lines (pale yellow: readable for every colour vision)
@@ -74,6 +75,7 @@ def conair_panel(view: SessionView) -> None:
                     instruction=s[f"{KEEP}conair:{sid}:instruction"],
                     n_candidates=int(s[f"{KEEP}conair:{sid}:n"]),
                     n_tests=int(s[f"{KEEP}conair:{sid}:m"]),
+                    model=chosen_model(sid),
                     session_id=sid,
                 )
                 st.rerun()
@@ -149,6 +151,7 @@ def conair_panel(view: SessionView) -> None:
                     sid,
                     answers,
                     validated_by=author(),
+                    model=chosen_model(sid),
                     session_id=sid,
                 )
                 st.rerun()
@@ -213,6 +216,7 @@ def summary_panel(view: SessionView) -> None:
                 services.summarize,
                 cid,
                 granularity=st.session_state[f"{KEEP}summary:{sid}:granularity"],
+                model=chosen_model(sid),
                 session_id=sid,
             )
             st.rerun()
@@ -262,6 +266,7 @@ def summary_panel(view: SessionView) -> None:
                 services.apply_summary_edit,
                 summary.id,
                 edited,
+                model=chosen_model(sid),
                 session_id=sid,
             )
             st.rerun()
