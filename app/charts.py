@@ -274,7 +274,7 @@ def memory_chart(candidates: Sequence[CandidateView], *, title: str = "Peak memo
             x=[f"#{c.id} ({c.origin})" for c in rows],
             y=[c.evaluation.peak_memory_bytes / 2**20 for c in rows],  # type: ignore[union-attr]
             marker={"color": colours},
-            hovertemplate="%{x}<br>%{y:.1f} MiB<extra></extra>",
+            hovertemplate="%{x}<br>%{y:.4g} MiB<extra></extra>",
         )
     )
     fig.update_layout(

@@ -14,6 +14,7 @@ from app.ui.models import chosen as chosen_model
 from app.ui.models import model_picker
 from app.ui.session import header, transcript
 from app.ui.state import KEEP, author, default
+from app.ui.verdict import is_stopped, verdict_parts
 
 st.title("Optimize")
 
@@ -281,13 +282,29 @@ def hand_editor(view: services.SessionView) -> None:
 def show_result(snap: services.JobSnapshot) -> None:
     result = snap.result
     if isinstance(result, services.TurnResult):
-        if result.candidates:
+        stopped = [c for c in result.candidates if is_stopped(c.evaluation)]
+        if stopped:
+            st.info(
+                f"Stopped: {len(result.candidates)} new candidate(s) stored, "
+                f"{len(stopped)} not evaluated ({', '.join(f'#{c.id}' for c in stopped)})."
+            )
+        elif result.candidates:
             st.success(f"{len(result.candidates)} new candidate(s) evaluated.")
         if result.notice:
             st.info(result.notice)
+    elif isinstance(result, services.CandidateView):
+        st.success(
+            f"Your version is candidate #{result.id}: "
+            + " · ".join(verdict_parts(result.evaluation))
+        )
+    elif isinstance(result, services.EvaluationView):
+        st.success(
+            f"Candidate #{result.candidate_id} evaluated: " + " · ".join(verdict_parts(result))
+        )
     elif isinstance(result, services.SessionView) and result.ready:
         st.success("The baseline passed its tests and was timed: iteration 0 is on the chart.")
     elif isinstance(result, services.SummaryEditResult):
+        modes.follow_summary_edit(snap.id, result)
         modes.show_summary_edit(result)
 
 

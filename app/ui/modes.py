@@ -272,6 +272,20 @@ def summary_panel(view: SessionView) -> None:
             st.rerun()
 
 
+def follow_summary_edit(job_id: int, result: services.SummaryEditResult) -> None:
+    """Once per applied edit: the summary panel moves to the new candidate and its refreshed
+    summary, and forgets the edits of the old one (so no stale Apply stays enabled)."""
+    seen = st.session_state.setdefault("summary:followed_jobs", [])
+    if job_id in seen:
+        return
+    seen.append(job_id)
+    c = result.candidate
+    st.session_state[f"{KEEP}summary:{c.session_id}:candidate"] = c.id
+    for key in list(st.session_state.keys()):
+        if isinstance(key, str) and key.startswith(f"{KEEP}summary:") and ":item:" in key:
+            del st.session_state[key]
+
+
 def show_summary_edit(result: services.SummaryEditResult) -> None:
     st.success(f"The code now follows the edited summary: candidate #{result.candidate.id}.")
     symbol = {"added": "➕", "removed": "➖", "changed": "✏️"}

@@ -9,6 +9,10 @@ from app.services import CandidateView, CommentView, SessionView
 from app.ui.verdict import verdict_badge, verdict_parts
 
 _ROLE = {"user": "user", "assistant": "assistant"}
+_STRUCTURED = {
+    "conair": "🧪 ConAIR: the model proposed candidates and tests (shown in the ConAIR panel).",
+    "summary": "📝 The model wrote a summary of the code (shown in the Summary panel).",
+}
 _KIND_ICON = {"verdict": "⚖️", "notice": "ℹ️", "error": "⚠️"}
 
 
@@ -61,7 +65,13 @@ def transcript(view: SessionView, *, comments: bool = True) -> None:
             st.caption(f"{_KIND_ICON[m.kind]} {m.content}")
         else:
             with st.chat_message(_ROLE.get(m.role, "assistant")):
-                st.markdown(m.content)
+                if m.role == "assistant" and m.kind in _STRUCTURED:
+                    # ConAIR and summary replies are JSON for perfloop, not prose for people
+                    st.caption(_STRUCTURED[m.kind])
+                    with st.expander("The model's raw reply"):
+                        st.code(m.content, language="json")
+                else:
+                    st.markdown(m.content)
                 if m.role == "assistant" and m.completion_tokens:
                     st.caption(
                         f"{m.model or ''} · {m.completion_tokens} tokens"

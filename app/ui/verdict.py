@@ -24,6 +24,27 @@ STATUS_WORDS = {
 }
 
 
+def is_stopped(ev: EvaluationView | None) -> bool:
+    """The person stopped this evaluation (it is not a verdict on the code)."""
+    return bool(
+        ev is not None
+        and ev.status == "error"
+        and ev.error
+        and ("stopped by the person" in ev.error or "Cancelled" in ev.error)
+    )
+
+
+def memory_text(n_bytes: int) -> str:
+    """Bytes in the unit that reads: 512 B, 340.0 KiB, 12.5 MiB, 1.20 GiB."""
+    if n_bytes < 1024:
+        return f"{n_bytes} B"
+    if n_bytes < 1024**2:
+        return f"{n_bytes / 1024:.1f} KiB"
+    if n_bytes < 1024**3:
+        return f"{n_bytes / 1024**2:.1f} MiB"
+    return f"{n_bytes / 1024**3:.2f} GiB"
+
+
 def verdict_parts(ev: EvaluationView | None) -> list[str]:
     """The verdict as short phrases, e.g. ["tests 3/3 ✅", "equivalent ✅", "2.10× [1.9–2.3]",
     "faster"]; pure, so both the card and the transcript export read the same."""
@@ -31,6 +52,8 @@ def verdict_parts(ev: EvaluationView | None) -> list[str]:
         return ["not evaluated yet"]
     if not ev.finished:
         return [STATUS_WORDS.get(ev.status, ev.status) + " …"]
+    if is_stopped(ev):
+        return ["stopped by you ⏹ (not evaluated)"]
     parts: list[str] = []
     if ev.status != "ok":
         parts.append(f"{STATUS_WORDS.get(ev.status, ev.status)} ❌")
@@ -53,6 +76,8 @@ def verdict_parts(ev: EvaluationView | None) -> list[str]:
 def verdict_badge(ev: EvaluationView | None) -> str:
     if ev is None or not ev.finished:
         return "⏳"
+    if is_stopped(ev):
+        return "⏹"
     if ev.correct is False or ev.status != "ok":
         return "❌"
     return {"faster": "🚀", "slower": "🐢"}.get(ev.verdict or "", "➖")
@@ -64,6 +89,8 @@ def show_evaluation(ev: EvaluationView | None, *, error_shown: bool = False) -> 
     card only points at it instead of repeating it."""
     st.markdown(" · ".join(verdict_parts(ev)))
     if ev is None:
+        return
+    if is_stopped(ev):
         return
     if ev.error and error_shown:
         st.caption("Why: see the message above.")
@@ -113,7 +140,7 @@ def candidate_card(
                     config={"displayModeBar": False},
                 )
                 if ev.peak_memory_bytes:
-                    st.caption(f"Peak memory {ev.peak_memory_bytes / 2**20:.1f} MiB")
+                    st.caption(f"Peak memory {memory_text(ev.peak_memory_bytes)}")
             else:
                 st.caption("No line profile for this version.")
         with tabs[2]:

@@ -154,3 +154,40 @@ def test_optimize_cards_show_a_unified_diff_review_side_by_side(seeded, seeded_a
     assert not any('data-diff="side-by-side"' in b for b in bodies)
     review = seeded_at("review", session=str(seeded.session_id))
     assert any('data-diff="side-by-side"' in h.proto.body for h in review.get("html"))
+
+
+def test_a_stopped_evaluation_reads_as_stopped_not_incorrect() -> None:
+    from app.ui.verdict import is_stopped, verdict_badge
+    from tests.ui.factories import evaluation
+
+    ev = evaluation(
+        4, status="error", correct=None, speedup=None, ci_low=None, ci_high=None, verdict=None,
+        tests_passed=None, tests_failed=None, equivalent=None,
+        error="the evaluation failed: Cancelled: stopped by the person",
+    )  # fmt: skip
+    assert is_stopped(ev)
+    parts = " · ".join(verdict_parts(ev))
+    assert "stopped" in parts and "❌" not in parts and "incorrect" not in parts
+    assert verdict_badge(ev) == "⏹"
+
+
+def test_peak_memory_reads_in_the_unit_that_fits() -> None:
+    from app.ui.verdict import memory_text
+
+    assert memory_text(340 * 1024) == "340.0 KiB"
+    assert memory_text(12 * 2**20 + 2**19) == "12.5 MiB"
+    assert memory_text(512) == "512 B"
+
+
+def test_raw_json_replies_fold_in_the_transcript(seeded, seeded_at) -> None:  # noqa: ANN001
+    from db import queries
+    from db.engine import unit_of_work
+
+    raw = '{"candidates": [{"code": "def f(): pass"}], "tests": ["def test_x(): pass"]}'
+    with unit_of_work(seeded.ctx.engine) as s:
+        queries.add_message(session=s, session_id=seeded.session_id, role="assistant",
+                            content=raw, kind="conair")  # fmt: skip
+    at = seeded_at("optimize", session=str(seeded.session_id))
+    assert not any(raw in m.value for m in at.markdown)
+    assert any("The model's raw reply" in e.label for e in at.expander)
+    assert any(raw in c.value for c in at.code)
