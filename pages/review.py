@@ -142,7 +142,7 @@ def import_section() -> None:
     )
     if upload is not None and st.button("Import", key="review_import"):
         with guard("importing the session"):
-            imported = services.import_session(upload.getvalue())
+            imported = services.import_session(upload.getvalue(), source=upload.name)
             st.success(f"Imported as session #{imported.info.id}.")
             nav.open_session(imported.info.id)
 

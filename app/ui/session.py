@@ -25,6 +25,8 @@ def header(view: SessionView) -> None:
         f"created {info.created_at:%Y-%m-%d %H:%M}"
         + (f" · tags: {', '.join(info.tags)}" if info.tags else "")
     )
+    if "imported" in info.tags and info.notes.startswith("imported from "):
+        st.caption("📥 " + info.notes.splitlines()[0])
     cols = st.columns(5)
     best = "—" if fig.best_speedup is None else f"{fig.best_speedup:.2f}×"
     cols[0].metric("Best speedup", best)
