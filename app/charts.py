@@ -7,6 +7,7 @@ colour-vision deficiencies); continuous scales use cividis, which is too.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -76,8 +77,6 @@ DODGE_WIDTH = 0.5
 def log_ticks(low: float, high: float) -> tuple[list[float], list[str]]:
     """Tick values 1, 2, 5, 10, 20, 50, … (and 0.5, 0.2, 0.1 … below 1×) covering
     ``[low, high]``, labelled with "×", so a 63× point reads between 50× and 100×."""
-    import math
-
     low = max(min(low, 1.0), 1e-6)
     high = max(high, 1.0)
     values: list[float] = []
@@ -183,7 +182,13 @@ def speedup_chart(points: Sequence[SpeedupPoint], *, title: str = "Speedup per i
     )
     ys = [p.speedup for p in ok if p.speedup] + [p.ci_low for p in ok if p.ci_low]
     ys += [p.ci_high for p in ok if p.ci_high] + [p.speedup for p in failed if p.speedup]
-    tickvals, ticktext = log_ticks(min(ys, default=1.0), max(ys, default=1.0))
+    low, high = min(ys + [1.0]), max(ys + [1.0])
+    tickvals, ticktext = log_ticks(low, high)
+    # the axis spans from the tick below the lowest value to the tick above the highest, so
+    # the nearest labelled values are always on screen (autorange could cut them off)
+    below = max([v for v in tickvals if v <= low] or tickvals[:1])
+    above = min([v for v in tickvals if v >= high] or tickvals[-1:])
+    y_range = [math.log10(below) - 0.04, math.log10(above) + 0.04]
     # The baseline line as a shape in data units; its label as an annotation, whose y on a log
     # axis is the exponent (plotly's add_hline would put the label at 10^1 = 10×).
     fig.add_shape(
@@ -224,6 +229,7 @@ def speedup_chart(points: Sequence[SpeedupPoint], *, title: str = "Speedup per i
             "type": "log",
             "tickvals": tickvals,
             "ticktext": ticktext,
+            "range": y_range,
         },
         hoverlabel={"align": "left"},
         **layout,

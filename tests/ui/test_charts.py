@@ -116,6 +116,9 @@ def test_speedup_chart_log_ticks_read_in_times_and_cover_the_points() -> None:
     assert list(axis.ticktext)[values.index(1)] == "1×"
     # 63× lies between the 50× and the 100× ticks (no tick labelled "6" on its own)
     assert all(t.endswith("×") for t in axis.ticktext)
+    # the axis spans the ticks around the points: 0.2× below 0.4×, 100× above 63×
+    low, high = axis.range
+    assert 10**low <= 0.2 < 10 ** (low + 0.1) and 10 ** (high - 0.1) < 100 <= 10**high
 
 
 def test_speedup_chart_baseline_line_and_label_sit_at_one() -> None:
