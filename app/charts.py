@@ -202,20 +202,20 @@ def speedup_chart(points: Sequence[SpeedupPoint], *, title: str = "Speedup per i
         line={"color": NEUTRAL_COLOUR, "width": 1},
         layer="below",
     )
-    fig.add_annotation(
+    fig.add_annotation(  # in the right margin, where no point can hide it
         xref="paper",
-        x=1,
-        xanchor="right",
+        x=1.0,
+        xanchor="left",
         yref="y",
         y=0.0,  # log10(1×)
-        yanchor="bottom",
-        text="baseline 1×",
+        yanchor="middle",
+        text=" baseline 1×",
         showarrow=False,
         font={"color": "#555555", "size": 11},
     )
     iterations = [p.iteration for p in points] or [0]
     layout = {**_LAYOUT, "legend": {"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0}}
-    layout["margin"] = {**_LAYOUT["margin"], "b": 90}
+    layout["margin"] = {**_LAYOUT["margin"], "b": 90, "r": 80}
     fig.update_layout(
         title=title,
         xaxis={
