@@ -7,6 +7,7 @@ colour-vision deficiencies); continuous scales use cividis, which is too.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -69,30 +70,69 @@ def _plotted(points: Sequence[SpeedupPoint]) -> list[SpeedupPoint]:
     return out
 
 
+#: Horizontal spread of the candidates of one iteration (in iterations), so none hides another.
+DODGE_WIDTH = 0.5
+
+
+def log_ticks(low: float, high: float) -> tuple[list[float], list[str]]:
+    """Tick values 1, 2, 5, 10, 20, 50, … (and 0.5, 0.2, 0.1 … below 1×) covering
+    ``[low, high]``, labelled with "×", so a 63× point reads between 50× and 100×."""
+    low = max(min(low, 1.0), 1e-6)
+    high = max(high, 1.0)
+    values: list[float] = []
+    for exp in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1):
+        for m in (1, 2, 5):
+            v = m * 10.0**exp
+            if low / 2.01 <= v <= high * 2.01:
+                values.append(v)
+    return values, [f"{v:g}×" for v in values]
+
+
+def dodged(points: Sequence[SpeedupPoint]) -> dict[int, float]:
+    """candidate id → x position: its iteration, spread over ``DODGE_WIDTH`` when several
+    candidates share the iteration (ordered by id, so each keeps its place as more arrive)."""
+    by_iteration: dict[int, list[int]] = {}
+    for p in points:
+        by_iteration.setdefault(p.iteration, []).append(p.candidate_id)
+    x: dict[int, float] = {}
+    for iteration, ids in by_iteration.items():
+        ids = sorted(ids)
+        n = len(ids)
+        for k, cid in enumerate(ids):
+            offset = 0.0 if n == 1 else DODGE_WIDTH * (k / (n - 1) - 0.5)
+            x[cid] = iteration + offset
+    return x
+
+
+def speedup_hover(p: SpeedupPoint) -> str:
+    """Candidate, speedup, 95% CI and verdict, as the chart shows them on hover."""
+    ci = "" if p.ci_low is None else f"<br>95% CI {p.ci_low:.2f}–{p.ci_high:.2f}×"
+    speed = "—" if p.speedup is None else f"{p.speedup:.2f}×"
+    verdict = "incorrect" if p.correct is False else (p.verdict or "no verdict yet")
+    return (
+        f"<b>candidate #{p.candidate_id}</b> ({p.origin}, iteration {p.iteration})<br>"
+        f"speedup {speed}{ci}<br>verdict: {verdict}"
+    )
+
+
 def speedup_chart(points: Sequence[SpeedupPoint], *, title: str = "Speedup per iteration"):
-    """Speedup (log scale) per iteration with 95% CI bars, a best-so-far line and incorrect
-    candidates marked as crosses (at their speedup, or on the baseline line when they have none).
+    """Speedup (log scale, ticks at 1×, 2×, 5×, 10×, …) per iteration with 95% CI bars, a
+    best-so-far line and incorrect candidates marked as crosses (at their speedup, or on the
+    baseline line when they have none). Candidates of one iteration are spread side by side;
+    the baseline line and its label sit at 1×; the legend sits under the plot, off the title.
 
     Always three traces — passing, failed, best so far — so a page can rely on their order.
     """
     points = _plotted(points)
     ok = [p for p in points if not _is_failed(p)]
     failed = [p for p in points if _is_failed(p)]
-
-    def hover(p: SpeedupPoint) -> str:
-        ci = "" if p.ci_low is None else f"<br>95% CI {p.ci_low:.2f}–{p.ci_high:.2f}×"
-        speed = "—" if p.speedup is None else f"{p.speedup:.2f}×"
-        return (
-            f"candidate #{p.candidate_id} ({p.origin})<br>iteration {p.iteration}<br>"
-            f"speedup {speed}{ci}<br>{p.verdict or ''}"
-            + ("" if p.correct is not False else "<br><b>incorrect</b>")
-        )
+    x = dodged(points)
 
     fig = go.Figure()
     fig.add_trace(
         go.Scatter(
             name="correct",
-            x=[p.iteration for p in ok],
+            x=[x[p.candidate_id] for p in ok],
             y=[p.speedup for p in ok],
             mode="markers",
             marker={"color": PASS_COLOUR, "size": 10, "symbol": "circle"},
@@ -104,19 +144,19 @@ def speedup_chart(points: Sequence[SpeedupPoint], *, title: str = "Speedup per i
                 "color": PASS_COLOUR,
             },
             customdata=[p.candidate_id for p in ok],
-            hovertext=[hover(p) for p in ok],
+            hovertext=[speedup_hover(p) for p in ok],
             hoverinfo="text",
         )
     )
     fig.add_trace(
         go.Scatter(
             name="failed",
-            x=[p.iteration for p in failed],
+            x=[x[p.candidate_id] for p in failed],
             y=[p.speedup if p.speedup else 1.0 for p in failed],
             mode="markers",
             marker={"color": FAIL_COLOUR, "size": 12, "symbol": "x"},
             customdata=[p.candidate_id for p in failed],
-            hovertext=[hover(p) for p in failed],
+            hovertext=[speedup_hover(p) for p in failed],
             hoverinfo="text",
         )
     )
@@ -140,12 +180,59 @@ def speedup_chart(points: Sequence[SpeedupPoint], *, title: str = "Speedup per i
             hoverinfo="skip",
         )
     )
-    fig.add_hline(y=1.0, line={"color": NEUTRAL_COLOUR, "width": 1}, annotation_text="baseline")
+    ys = [p.speedup for p in ok if p.speedup] + [p.ci_low for p in ok if p.ci_low]
+    ys += [p.ci_high for p in ok if p.ci_high] + [p.speedup for p in failed if p.speedup]
+    low, high = min(ys + [1.0]), max(ys + [1.0])
+    tickvals, ticktext = log_ticks(low, high)
+    # the axis spans from the tick below the lowest value to the tick above the highest, so
+    # the nearest labelled values are always on screen (autorange could cut them off)
+    below = max([v for v in tickvals if v <= low] or tickvals[:1])
+    above = min([v for v in tickvals if v >= high] or tickvals[-1:])
+    y_range = [math.log10(below) - 0.04, math.log10(above) + 0.04]
+    # The baseline line as a shape in data units; its label as an annotation, whose y on a log
+    # axis is the exponent (plotly's add_hline would put the label at 10^1 = 10×).
+    fig.add_shape(
+        type="line",
+        xref="paper",
+        x0=0,
+        x1=1,
+        yref="y",
+        y0=1.0,
+        y1=1.0,
+        line={"color": NEUTRAL_COLOUR, "width": 1},
+        layer="below",
+    )
+    fig.add_annotation(  # in the right margin, where no point can hide it
+        xref="paper",
+        x=1.0,
+        xanchor="left",
+        yref="y",
+        y=0.0,  # log10(1×)
+        yanchor="middle",
+        text=" baseline 1×",
+        showarrow=False,
+        font={"color": "#555555", "size": 11},
+    )
+    iterations = [p.iteration for p in points] or [0]
+    layout = {**_LAYOUT, "legend": {"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0}}
+    layout["margin"] = {**_LAYOUT["margin"], "b": 90, "r": 80}
     fig.update_layout(
         title=title,
-        xaxis={"title": "iteration", "dtick": 1, "rangemode": "tozero"},
-        yaxis={"title": "speedup vs baseline (×, log)", "type": "log"},
-        **_LAYOUT,
+        xaxis={
+            "title": "iteration",
+            "dtick": 1,
+            "range": [min(iterations) - 0.6, max(iterations) + 0.6],
+            "zeroline": False,
+        },
+        yaxis={
+            "title": "speedup vs baseline (log)",
+            "type": "log",
+            "tickvals": tickvals,
+            "ticktext": ticktext,
+            "range": y_range,
+        },
+        hoverlabel={"align": "left"},
+        **layout,
     )
     return fig
 
@@ -193,7 +280,7 @@ def memory_chart(candidates: Sequence[CandidateView], *, title: str = "Peak memo
             x=[f"#{c.id} ({c.origin})" for c in rows],
             y=[c.evaluation.peak_memory_bytes / 2**20 for c in rows],  # type: ignore[union-attr]
             marker={"color": colours},
-            hovertemplate="%{x}<br>%{y:.1f} MiB<extra></extra>",
+            hovertemplate="%{x}<br>%{y:.4g} MiB<extra></extra>",
         )
     )
     fig.update_layout(

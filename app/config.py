@@ -84,6 +84,15 @@ class Settings(BaseSettings):
         default="postgresql+psycopg://perfloop:perfloop@127.0.0.1:5432/postgres",
         description="Admin URL of the PostgreSQL server the test suite creates databases on.",
     )
+    openai_api_base: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OPENAI_API_BASE", "PERFLOOP_OPENAI_API_BASE"),
+        description="An OpenAI-compatible server (vLLM, llama.cpp, …); its models are listed.",
+    )
+    ollama_api_base: str = Field(
+        default="http://localhost:11434",
+        description="Where a local Ollama server is looked for; its models are listed.",
+    )
     # API keys are read by litellm from the provider's own variables; we only report presence.
     openai_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("OPENAI_API_KEY")

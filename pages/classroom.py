@@ -42,13 +42,20 @@ def show_step(step: services.ReplayStep) -> None:
         role = m.role if m.role in ("user", "assistant") else "assistant"
         with st.chat_message(role):
             st.markdown(m.content)
+    elif step.evaluation is not None:  # an evaluation step also carries its candidate
+        c = step.candidate
+        about = f" ({c.origin}, iteration {c.iteration})" if c is not None else ""
+        st.markdown(f"**Verdict for candidate #{step.evaluation.candidate_id}**{about}")
+        show_evaluation(step.evaluation)
+        if c is not None and c.origin == "baseline" and step.evaluation.speedup is None:
+            st.caption("The baseline is 1× by definition: every candidate is timed against it.")
+        if c is not None:
+            with st.expander("Its code"):
+                st.code(c.source, language="python", line_numbers=True)
     elif step.candidate is not None:
         c = step.candidate
         st.markdown(f"**New candidate #{c.id}** ({c.origin}, iteration {c.iteration})")
         st.code(c.source, language="python", line_numbers=True)
-    elif step.evaluation is not None:
-        st.markdown(f"**Verdict for candidate #{step.evaluation.candidate_id}**")
-        show_evaluation(step.evaluation)
     elif step.conair_round is not None:
         r = step.conair_round
         st.markdown(

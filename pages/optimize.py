@@ -20,8 +20,11 @@ from app.ui import (
     set_code,
 )
 from app.ui.code import PLAIN_KEY
+from app.ui.models import chosen as chosen_model
+from app.ui.models import model_picker
 from app.ui.session import header, transcript
 from app.ui.state import KEEP, author, default
+from app.ui.verdict import is_stopped, verdict_parts
 
 st.title("Optimize")
 
@@ -33,17 +36,6 @@ with guard("listing the sessions"):
     session_id = nav.session_picker("pick:optimize", allow_new=True)
 
 
-def _models() -> dict[str, str]:
-    """Model string → label; unusable remote models say why."""
-    choices: dict[str, str] = {}
-    with guard("listing the models"):
-        for m in services.model_choices():
-            choices[m.model] = m.label + ("" if m.usable else f" — {m.note}")
-    if not choices:
-        choices[services.get_context().model] = services.get_context().model
-    return choices
-
-
 # --- a new session ------------------------------------------------------------------------
 
 
@@ -51,7 +43,7 @@ def new_session_form() -> None:
     st.subheader("New session")
     source = project_form.source_choice()
     if source != "paste":
-        project_form.project_session_form(source, models=_models())
+        project_form.project_session_form(source)
         return
     default(f"{KEEP}new:title", examples.TITLE)
     default(f"{KEEP}new:entry", examples.ENTRY)
@@ -61,13 +53,10 @@ def new_session_form() -> None:
         ("tests", examples.TESTS),
     ):
         default(f"{KEEP}new:{name}", text)
-    top = st.columns([3, 2, 2])
+    top = st.columns(2)
     top[0].text_input("Title", key=f"{KEEP}new:title")
     top[1].text_input("Entry point (function name)", key=f"{KEEP}new:entry")
-    models = _models()
-    if st.session_state.get(f"{KEEP}new:model") not in models:
-        st.session_state[f"{KEEP}new:model"] = next(iter(models))
-    top[2].selectbox("Model", list(models), key=f"{KEEP}new:model", format_func=lambda m: models[m])
+    model_picker("new")
     upload = st.file_uploader("…or upload a .py file", type=["py"], key="new:upload")
     if upload is not None and st.session_state.get("new:uploaded") != upload.file_id:
         st.session_state["new:uploaded"] = upload.file_id  # load each upload once
@@ -103,7 +92,7 @@ def new_session_form() -> None:
                 title=s[f"{KEEP}new:title"].strip() or None,
                 author=author(),
                 mode=s[f"{KEEP}new:mode"],
-                model=s[f"{KEEP}new:model"],
+                model=chosen_model("new"),
                 tags=[t.strip() for t in s[f"{KEEP}new:tags"].split(",") if t.strip()],
                 visibility=s[f"{KEEP}new:visibility"],
                 validate=False,  # stored now; validated in the background below
@@ -121,7 +110,7 @@ def fix_inputs(view: services.SessionView) -> None:
     sid = view.info.id
     if jobs.any_running(sid):
         return  # being validated: the job panel shows the steps
-    if view.validation_error:
+    if view.validation_error and view.validation_error not in jobs.shown_errors(sid):
         st.error(f"The baseline is not ready: {view.validation_error}")
     if view.candidates and len(view.candidates) > 1:
         return
@@ -151,42 +140,54 @@ def fix_inputs(view: services.SessionView) -> None:
                 st.rerun()
 
 
+def pick_parent(sid: int) -> None:
+    """The person chose the version to improve: keep it for the next turn."""
+    st.session_state[f"parent_picked:{sid}"] = True
+
+
+def follow_parent_default(sid: int, view: services.SessionView) -> None:
+    """ "Improve version" follows the current best (else the baseline) every time the best
+    changes, unless the person picked another version for the coming turn."""
+    parent_key = f"{KEEP}parent:{sid}"
+    ids = [c.id for c in view.candidates]
+    best = view.best or view.baseline
+    best_id = best.id if best else None
+    picked = (
+        st.session_state.get(f"parent_picked:{sid}") and st.session_state.get(parent_key) in ids
+    )
+    if not picked:
+        st.session_state[parent_key] = best_id
+        st.session_state.pop(f"parent_picked:{sid}", None)
+
+
 def chat_controls(view: services.SessionView) -> None:
     sid = view.info.id
     ids = [c.id for c in view.candidates]
     parent_key = f"{KEEP}parent:{sid}"
-    best = view.best or view.baseline
-    if st.session_state.get(parent_key) not in ids:
-        st.session_state[parent_key] = best.id if best else None
-    models = _models()
-    model_key = f"{KEEP}model:{sid}"
-    session_model = view.info.model or services.get_context().model
-    models.setdefault(session_model, session_model)
-    if st.session_state.get(model_key) not in models:
-        st.session_state[model_key] = session_model
+    follow_parent_default(sid, view)
     cols = st.columns(2)
+    best_id = (view.best or view.baseline).id if (view.best or view.baseline) else None
     cols[0].selectbox(
         "Improve version",
         ids,
         key=parent_key,
-        format_func=lambda i: f"#{i} ({view.candidate(i).origin})",
-        help="Branch from any candidate: the next turn improves this one.",
+        format_func=lambda i: (
+            f"#{i} ({view.candidate(i).origin})" + (" ⭐ best" if i == best_id else "")
+        ),
+        on_change=pick_parent,
+        args=(sid,),
+        help="The next turn improves this version: the current best unless you pick another "
+        "(for this turn only).",
     )
-    cols[1].selectbox(
-        "Model",
-        list(models),
-        key=model_key,
-        format_func=lambda m: models.get(m, m),
-    )
-    st.text_input(
-        "…or any litellm model string",
-        key=f"{KEEP}model_other:{sid}",
-        placeholder="e.g. openai/gpt-4o-mini, ollama/qwen2.5-coder",
-    )
-    model = (
-        st.session_state.get(f"{KEEP}model_other:{sid}", "").strip() or st.session_state[model_key]
-    )
+    model = chosen_model(sid)
+    cols[1].caption(f"Model: `{model}` (chosen above)")
     busy = jobs.any_running(sid)
+    sent = st.session_state.get(f"chat_sent:{sid}")
+    if sent and jobs.state_of(sent[0]) in ("failed", None):
+        st.session_state[f"chat:{sid}"] = sent[1]  # the turn failed: the request is back
+        st.session_state.pop(f"chat_sent:{sid}")
+    elif sent and jobs.state_of(sent[0]) in ("done", "cancelled"):
+        st.session_state.pop(f"chat_sent:{sid}")
     text = st.chat_input(
         "Ask the optimizer (empty: make it faster)…", key=f"chat:{sid}", disabled=busy
     )
@@ -194,13 +195,15 @@ def chat_controls(view: services.SessionView) -> None:
         text = services.DEFAULT_INSTRUCTION
     if text:
         with guard("starting the chat turn"):
-            jobs.start(
+            job = jobs.start(
                 "turn",
                 session_id=sid,
                 text=text,
                 parent_id=st.session_state[parent_key],
                 model=model,
             )
+            st.session_state[f"chat_sent:{sid}"] = (job.id, text)
+            st.session_state.pop(f"parent_picked:{sid}", None)  # the pick was for this turn
             st.rerun()
 
 
@@ -218,6 +221,7 @@ def candidates_column(view: services.SessionView) -> None:
 
     def branch(c: services.CandidateView) -> None:
         st.session_state[f"{KEEP}parent:{sid}"] = c.id
+        pick_parent(sid)
 
     def edit(c: services.CandidateView) -> None:
         set_code(f"{KEEP}hand:{sid}", c.source)
@@ -240,6 +244,7 @@ def candidates_column(view: services.SessionView) -> None:
             expanded=i < 2,
             run_again=run_again,
             extras=extras,
+            error_shown=c.origin == "baseline" and not view.ready,
         )
     if len(newest) > 8:
         st.caption(f"{len(newest) - 8} older candidates: see the Review page.")
@@ -270,13 +275,29 @@ def hand_editor(view: services.SessionView) -> None:
 def show_result(snap: services.JobSnapshot) -> None:
     result = snap.result
     if isinstance(result, services.TurnResult):
-        if result.candidates:
+        stopped = [c for c in result.candidates if is_stopped(c.evaluation)]
+        if stopped:
+            st.info(
+                f"Stopped: {len(result.candidates)} new candidate(s) stored, "
+                f"{len(stopped)} not evaluated ({', '.join(f'#{c.id}' for c in stopped)})."
+            )
+        elif result.candidates:
             st.success(f"{len(result.candidates)} new candidate(s) evaluated.")
         if result.notice:
             st.info(result.notice)
+    elif isinstance(result, services.CandidateView):
+        st.success(
+            f"Your version is candidate #{result.id}: "
+            + " · ".join(verdict_parts(result.evaluation))
+        )
+    elif isinstance(result, services.EvaluationView):
+        st.success(
+            f"Candidate #{result.candidate_id} evaluated: " + " · ".join(verdict_parts(result))
+        )
     elif isinstance(result, services.SessionView) and result.ready:
         st.success("The baseline passed its tests and was timed: iteration 0 is on the chart.")
     elif isinstance(result, services.SummaryEditResult):
+        modes.follow_summary_edit(snap.id, result)
         modes.show_summary_edit(result)
 
 
@@ -289,6 +310,7 @@ def workspace(sid: int) -> None:
     jobs.job_panel(sid, on_result=show_result)
     if not view.ready:
         fix_inputs(view)
+    model_picker(str(sid), view.info.model or services.get_context().model)
     default(f"{KEEP}mode:{sid}", view.info.mode)
     mode = st.segmented_control(
         "Mode",
@@ -299,7 +321,7 @@ def workspace(sid: int) -> None:
     left, right = st.columns([3, 2], gap="large")
     with left:
         if mode == "conair":
-            modes.conair_panel(view)
+            modes.conair_panel(view, model=chosen_model(sid))
         elif mode == "summary":
             modes.summary_panel(view)
         else:

@@ -83,7 +83,7 @@ def candidates_section(view: services.SessionView) -> None:
     )
     c = view.candidate(st.session_state[key])
     parent = view.candidate(c.parent_id) if c.parent_id in ids else None
-    candidate_card(c, parent=parent, key=f"review_card_{c.id}")
+    candidate_card(c, parent=parent, key=f"review_card_{c.id}", wide=True)
     for note in view.comments:
         if note.candidate_id == c.id:
             st.markdown(comment_line(note))
@@ -104,7 +104,10 @@ def compare_section(view: services.SessionView) -> None:
     cols[1].selectbox("New", ids, key=f"review:{sid}:b", format_func=fmt)
     a = view.candidate(st.session_state[f"review:{sid}:a"])
     b = view.candidate(st.session_state[f"review:{sid}:b"])
-    show_diff(a.source, b.source, old_label=fmt(a.id), new_label=fmt(b.id))
+    unified = st.toggle("Unified (one column)", key=f"review:{sid}:unified")
+    show_diff(
+        a.source, b.source, old_label=fmt(a.id), new_label=fmt(b.id), side_by_side=not unified
+    )
 
 
 def exchange_section(view: services.SessionView) -> None:
@@ -139,7 +142,7 @@ def import_section() -> None:
     )
     if upload is not None and st.button("Import", key="review_import"):
         with guard("importing the session"):
-            imported = services.import_session(upload.getvalue())
+            imported = services.import_session(upload.getvalue(), source=upload.name)
             st.success(f"Imported as session #{imported.info.id}.")
             nav.open_session(imported.info.id)
 

@@ -127,10 +127,51 @@ def info_for(exc: BaseException) -> ExInfo | None:
     return None
 
 
+_CONNECT_ERRORS = ("APIConnectionError", "ConnectError", "ConnectTimeout", "ConnectionError")
+
+
+def unreachable_address(exc: BaseException) -> str | None:
+    """The server address (scheme://host:port) a connection to which failed, when ``exc`` or
+    one of its causes is a connection error. litellm reports a refused connection to an
+    OpenAI-compatible server as ``InternalServerError`` ("Connection error."), with the
+    default address on its own request; the underlying openai/httpx error holds the real one."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    found = False
+    address = None
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        names = {c.__name__ for c in type(current).__mro__}
+        if "Timeout" in names or "APITimeoutError" in names:
+            return None  # a server that answers too slowly was reached: the table says so
+        if names & set(_CONNECT_ERRORS):
+            found = True
+            try:
+                url = current.request.url  # type: ignore[attr-defined]
+            except Exception:  # noqa: BLE001 - httpx raises when no request is attached
+                url = None
+            if url is not None and address is None:
+                port = f":{url.port}" if getattr(url, "port", None) else ""
+                address = f"{url.scheme}://{url.host}{port}"
+        current = current.__cause__ or current.__context__
+    if not found:
+        return None
+    return address or "the provider's server"
+
+
 def translate(exc: BaseException, model: str) -> E.LLMError:
     """The ``LLMError`` (with a message for the person) for any exception of a litellm call."""
     if isinstance(exc, E.LLMError):
         return exc
+    address = unreachable_address(exc)
+    if address is not None:
+        return E.ProviderUnavailable(
+            f"{model}: could not reach the model server at {address} (is it running, and is "
+            "the address right?). Nothing was lost; retrying is safe once it answers.",
+            model=model,
+            retryable=True,
+            original=exc,
+        )
     info = info_for(exc)
     provider = provider_of(model)
     if info is None:

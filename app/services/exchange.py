@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
 
 from app.services.context import Context, get_context
 from app.services.errors import ImportFailed, NotFound
@@ -165,10 +166,25 @@ def _remap(value: Any, maps: dict[str, dict[int, int]], key: str | None = None) 
     return value
 
 
+#: The tag an imported session carries (its notes start with the full mark).
+IMPORTED_TAG = "imported"
+
+
+def import_mark(source: str, when: datetime | None = None) -> str:
+    """The line that tells an imported session from its original."""
+    when = when or datetime.now(UTC)
+    return f"imported from {source} on {when:%Y-%m-%d %H:%M} UTC"
+
+
 def import_session(
-    document: str | bytes | dict[str, Any], *, ctx: Context | None = None
+    document: str | bytes | dict[str, Any],
+    *,
+    source: str | None = None,
+    ctx: Context | None = None,
 ) -> SessionView:
-    """Import an exported JSON document as a new session (new ids, same content)."""
+    """Import an exported JSON document as a new session (new ids, same content), marked
+    "imported from <source> on <date>" (``source``: the file name or the instance it came
+    from; default: the original session's id) in its notes and with the ``imported`` tag."""
     from app.services.sessions import get_session
 
     c = get_context(ctx)
@@ -184,9 +200,15 @@ def import_session(
         raise ImportFailed(
             f"This export has version {version!r}; this perfloop reads up to {EXPORT_VERSION}."
         )
+    original = (document.get("session") or {}).get("id") if isinstance(document, dict) else None
+    mark = import_mark(source or f"session #{original} of another perfloop")
     try:
         with unit_of_work(c.engine) as s:
             session_id = _import(s, document)
+            row = s.get(OptimizationSession, session_id)
+            row.tags = [*[t for t in (row.tags or []) if t != IMPORTED_TAG], IMPORTED_TAG]
+            row.notes = mark + (f"\n\n{row.notes}" if row.notes else "")
+            flag_modified(row, "updated_at")  # keep the original's, not the moment of the mark
     except ImportFailed:
         raise
     except (KeyError, TypeError, ValueError) as exc:
@@ -240,13 +262,21 @@ def _import(s: Session, doc: dict[str, Any]) -> int:
 
 
 def canonical_document(doc: dict[str, Any]) -> dict[str, Any]:
-    """The document with every id renumbered 1..n per table in order (to compare exports)."""
+    """The document with every id renumbered 1..n per table in order, and without the marks
+    of import (tag and notes line), to compare the content of exports."""
     maps: dict[str, dict[int, int]] = {}
     for key, _ in TABLES:
         maps[key] = {raw["id"]: i for i, raw in enumerate(doc.get(key, []), 1)}
     out: dict[str, Any] = {"format": doc["format"], "version": doc["version"]}
     session = dict(doc["session"])
     session.pop("id", None)
+    if isinstance(session.get("tags"), list):
+        session["tags"] = [t for t in session["tags"] if t != IMPORTED_TAG]
+    notes = session.get("notes")
+    while isinstance(notes, str) and notes.startswith("imported from "):
+        notes = notes.split("\n\n", 1)[1] if "\n\n" in notes else ""
+    if notes is not None:
+        session["notes"] = notes
     out["session"] = session
     for key, _ in TABLES:
         rows = []

@@ -52,6 +52,17 @@ def auto_best(candidates: Sequence[CandidateView]) -> CandidateView | None:
     return best
 
 
+def best_of(candidates: Sequence[CandidateView]) -> CandidateView | None:
+    """The session's best version as every view shows it (the header, the Sessions list, the
+    export): the one flagged ``is_best`` (the person's label, else the automatic choice)."""
+    return next((c for c in candidates if c.is_best), None)
+
+
+def best_speedup_of(candidates: Sequence[CandidateView]) -> float | None:
+    best = best_of(candidates)
+    return best.evaluation.speedup if best is not None and best.evaluation is not None else None
+
+
 def compute_figures(
     candidates: Sequence[CandidateView], messages: Sequence[MessageView]
 ) -> SessionFigures:
@@ -59,7 +70,7 @@ def compute_figures(
     evaluated = [c for c in tried if c.evaluation is not None and c.evaluation.finished]
     correct = [c for c in evaluated if c.evaluation.correct]  # type: ignore[union-attr]
     faster = [c for c in correct if c.evaluation.verdict == "faster"]  # type: ignore[union-attr]
-    best = next((c for c in candidates if c.is_best), None)
+    best = best_of(candidates)
     calls = [m for m in messages if m.role == "assistant" and m.latency_s is not None]
     costs = [m.cost for m in calls if m.cost is not None]
     times = [m.created_at for m in messages] + [c.created_at for c in candidates]
@@ -73,7 +84,7 @@ def compute_figures(
     best_ev = best.evaluation if best is not None else None
     return SessionFigures(
         best_candidate_id=best.id if best is not None else None,
-        best_speedup=best_ev.speedup if best_ev is not None else None,
+        best_speedup=best_speedup_of(candidates),
         best_ci=(
             (best_ev.ci_low, best_ev.ci_high)
             if best_ev is not None and best_ev.ci_low is not None and best_ev.ci_high is not None

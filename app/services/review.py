@@ -20,12 +20,16 @@ def list_sessions(
     ctx: Context | None = None,
 ) -> tuple[list[SessionListRow], int]:
     """One page of the session list (frozen rows with aggregates) and the total match count."""
+    from dataclasses import replace
+
+    from app.services.figures import best_speedup_of
+    from app.services.sessions import candidate_views
     from db import queries
     from db.engine import unit_of_work
 
     c = get_context(ctx)
     with unit_of_work(c.engine) as s:
-        return queries.list_sessions(
+        rows, total = queries.list_sessions(
             session=s,
             search=search,
             author=author,
@@ -36,6 +40,10 @@ def list_sessions(
             limit=limit,
             offset=offset,
         )
+        # the best speedup as the session's header shows it (the person's "Mark best" wins
+        # over the fastest measurement): one function computes it for both
+        rows = [replace(r, best_speedup=best_speedup_of(candidate_views(s, r.id))) for r in rows]
+        return rows, total
 
 
 def add_comment(

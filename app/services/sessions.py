@@ -4,6 +4,7 @@ evaluated as iteration 0), read it back as a view, change or delete it."""
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -251,7 +252,9 @@ def _verdict_error(verdict: dict[str, Any]) -> ServiceError | None:
             )
         return None
     if stage is ErrorStage.WORKLOAD:
-        return WorkloadError(f"The workload failed: {text or status}")
+        # the sandbox's own text often starts "the workload failed: …" already
+        detail = re.sub(r"^the workload failed:\s*", "", text, flags=re.IGNORECASE)
+        return WorkloadError(f"The workload failed: {detail or status}")
     if stage is ErrorStage.ENTRY:
         return EntryNotFound(f"The entry point could not be used: {text or status}")
     if stage is ErrorStage.LIMITS:

@@ -37,26 +37,45 @@ RECENT_S = 600.0
 
 
 def progress_steps(
-    progress: list[tuple[str, dict[str, Any]]], *, finished: bool, evaluation: bool = True
+    progress: list[tuple[str, dict[str, Any]]],
+    *,
+    finished: bool,
+    evaluation: bool = True,
+    failed: bool = False,
 ) -> list[tuple[str, str]]:
-    """(label, state) per step, state in done / running / todo; pure, unit tested.
+    """(label, state) per step, state in done / running / todo / skipped / failed; pure, unit
+    tested.
 
     Steps are the distinct (stage, candidate) pairs reported so far, in order; the latest one is
     ``running`` until the job finishes. While a candidate is in the sandbox its remaining
-    sandbox steps are listed as ``todo`` so the person sees what comes next.
+    sandbox steps are listed as ``todo`` so the person sees what comes next. A stage the
+    sandbox skipped says so (never a tick), and when the job ``failed`` its last step is the
+    failed one, so no green tick stands beside a failure.
     """
     seen: list[tuple[str, Any]] = []
+    infos: dict[tuple[str, Any], dict[str, Any]] = {}
     for stage, info in progress:
         ident = (stage, info.get("candidate_id"))
         if ident not in seen:
             seen.append(ident)
+        infos[ident] = info
     steps: list[tuple[str, str]] = []
     for i, (stage, cid) in enumerate(seen):
+        info = infos[(stage, cid)]
         label = _LABELS.get(stage, stage.replace("_", " "))
         if cid is not None:
             label = f"candidate #{cid}: {label}"
         last = i == len(seen) - 1
-        steps.append((label, "running" if last and not finished else "done"))
+        state = "running" if last and not finished else "done"
+        if info.get("skipped"):
+            state, label = "skipped", f"{label} (skipped: {info['skipped']})"
+        elif stage == "done" and info.get("status") not in (None, "ok"):
+            state, label = "failed", label.replace("done", f"stopped: {info['status']}")
+        steps.append((label, state))
+    if failed and steps and not any(state == "failed" for _, state in steps):
+        ran = [i for i, (_, state) in enumerate(steps) if state == "done"]
+        if ran:
+            steps[ran[-1]] = (steps[ran[-1]][0], "failed")
     if not finished and evaluation and seen and seen[-1][0] in EVAL_STEPS:
         stage, cid = seen[-1]
         prefix = "" if cid is None else f"candidate #{cid}: "
@@ -124,6 +143,19 @@ def _snapshots(session_id: int | None) -> list[JobSnapshot]:
     return sorted(running + newest, key=lambda s: s.id)
 
 
+def shown_errors(session_id: int | None) -> list[str]:
+    """The error texts of the failed jobs the panel shows now (a page shows them only once)."""
+    return [s.error or "" for s in _snapshots(session_id) if s.state == "failed"]
+
+
+def state_of(job_id: int) -> str | None:
+    """A job's state (running / done / failed / cancelled), None when it is unknown."""
+    try:
+        return services.get_job(job_id).state
+    except Exception:  # noqa: BLE001 - a forgotten job has no state to show
+        return None
+
+
 def any_running(session_id: int | None) -> bool:
     return any(not s.finished for s in _snapshots(session_id))
 
@@ -133,8 +165,8 @@ def show_snapshot(snap: JobSnapshot, *, routing: bool = True) -> None:
     produced is now in the transcript and on the Routing page)."""
     box = st.expander("Steps and reply", expanded=False) if snap.finished else st.container()
     with box:
-        steps = progress_steps(snap.progress, finished=snap.finished)
-        icon = {"done": "✅", "running": "⏳", "todo": "▫️"}
+        steps = progress_steps(snap.progress, finished=snap.finished, failed=snap.state == "failed")
+        icon = {"done": "✅", "running": "⏳", "todo": "▫️", "skipped": "⏭️", "failed": "❌"}
         if steps:
             st.markdown("  \n".join(f"{icon[state]} {label}" for label, state in steps))
         if snap.text:

@@ -13,6 +13,7 @@ from app import services
 from app.services import SessionView, SummaryItem
 from app.ui import jobs
 from app.ui.errors import guard
+from app.ui.models import chosen as chosen_model
 from app.ui.state import KEEP, author, default
 
 _HL = "#FFF3B0"  # highlighted lines (pale yellow: readable for every colour vision)
@@ -312,6 +313,7 @@ def summary_panel(view: SessionView) -> None:
                 session_id=sid,
                 candidate_id=cid,
                 granularity=st.session_state[f"{KEEP}summary:{sid}:granularity"],
+                model=chosen_model(sid),
             )
             st.rerun()
     if not summaries:
@@ -354,8 +356,28 @@ def summary_panel(view: SessionView) -> None:
         type="primary",
     ):
         with guard("applying the summary edit"):
-            jobs.start("summary edit", session_id=sid, summary_id=summary.id, edited_items=edited)
+            jobs.start(
+                "summary edit",
+                session_id=sid,
+                summary_id=summary.id,
+                edited_items=edited,
+                model=chosen_model(sid),
+            )
             st.rerun()
+
+
+def follow_summary_edit(job_id: int, result: services.SummaryEditResult) -> None:
+    """Once per applied edit: the summary panel moves to the new candidate and its refreshed
+    summary, and forgets the edits of the old one (so no stale Apply stays enabled)."""
+    seen = st.session_state.setdefault("summary:followed_jobs", [])
+    if job_id in seen:
+        return
+    seen.append(job_id)
+    c = result.candidate
+    st.session_state[f"{KEEP}summary:{c.session_id}:candidate"] = c.id
+    for key in list(st.session_state.keys()):
+        if isinstance(key, str) and key.startswith(f"{KEEP}summary:") and ":item:" in key:
+            del st.session_state[key]
 
 
 def show_summary_edit(result: services.SummaryEditResult) -> None:

@@ -10,10 +10,12 @@ from collections.abc import Callable
 import streamlit as st
 
 from app import services
-from app.services import examples, projects, ui_support
+from app.services import examples, projects
 from app.ui import jobs, nav
 from app.ui.code import code_input, set_code
 from app.ui.errors import guard
+from app.ui.models import chosen as chosen_model
+from app.ui.models import model_picker
 from app.ui.state import KEEP, author, default
 
 SOURCES = {
@@ -80,7 +82,7 @@ def _load_pillow_example() -> None:
             box.update(label=f"Pillow {examples.PILLOW_VERSION} example loaded", state="complete")
 
 
-def project_session_form(source: str, *, models: dict[str, str]) -> None:
+def project_session_form(source: str) -> None:
     """The new-session form for a target in a project, an archive or an installed package."""
     for name in ("title", "target", "env", "dir", "tests"):
         default(f"{K}{name}", "")
@@ -117,12 +119,10 @@ def project_session_form(source: str, *, models: dict[str, str]) -> None:
             height=80,
             placeholder="tests/test_stats.py::test_extrema",
         )
-    cols = st.columns([3, 2, 2])
+    cols = st.columns([3, 2])
     cols[0].text_input("Title", key=f"{K}title")
-    if st.session_state.get(f"{K}model") not in models:
-        st.session_state[f"{K}model"] = next(iter(models))
-    cols[1].selectbox("Model", list(models), key=f"{K}model", format_func=lambda m: models[m])
-    cols[2].selectbox("Mode", ["chat", "summary"], key=f"{K}mode")
+    cols[1].selectbox("Mode", ["chat", "summary"], key=f"{K}mode")
+    model_picker("project")
     code_input("Workload", f"{K}workload", height=12, help=WORKLOAD_HELP)
     if st.button("Create session and run the baseline", type="primary", key="proj:create"):
         s = st.session_state
@@ -141,16 +141,10 @@ def project_session_form(source: str, *, models: dict[str, str]) -> None:
                 title=s[f"{K}title"].strip() or None,
                 author=author(),
                 mode=s[f"{K}mode"],
-                model=s[f"{K}model"],
+                model=chosen_model("project"),
                 validate=False,  # stored now; validated in the background below
             )
-            jobs.start(
-                ui_support.start_background,
-                "validation",
-                services.validate_session,
-                view.info.id,
-                session_id=view.info.id,
-            )
+            jobs.start("validation", session_id=view.info.id)
             nav.open_session(view.info.id)
             st.rerun()
 

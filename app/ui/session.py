@@ -9,6 +9,10 @@ from app.services import CandidateView, CommentView, SessionView
 from app.ui.verdict import verdict_badge, verdict_parts
 
 _ROLE = {"user": "user", "assistant": "assistant"}
+_STRUCTURED = {
+    "conair": "🧪 ConAIR: the model proposed candidates and tests (shown in the ConAIR panel).",
+    "summary": "📝 The model wrote a summary of the code (shown in the Summary panel).",
+}
 _KIND_ICON = {"verdict": "⚖️", "notice": "ℹ️", "error": "⚠️"}
 
 
@@ -21,6 +25,8 @@ def header(view: SessionView) -> None:
         f"created {info.created_at:%Y-%m-%d %H:%M}"
         + (f" · tags: {', '.join(info.tags)}" if info.tags else "")
     )
+    if "imported" in info.tags and info.notes.startswith("imported from "):
+        st.caption("📥 " + info.notes.splitlines()[0])
     cols = st.columns(5)
     best = "—" if fig.best_speedup is None else f"{fig.best_speedup:.2f}×"
     cols[0].metric("Best speedup", best)
@@ -47,11 +53,27 @@ def transcript(view: SessionView, *, comments: bool = True) -> None:
     if not view.messages:
         st.caption("No messages yet.")
     for m in view.messages:
-        if m.kind in _KIND_ICON:
+        if m.kind == "validation":
+            if not view.ready and m.content == view.validation_error:
+                continue  # the page shows why the baseline is not ready, once
+            st.caption(f"⚠️ Baseline check: {m.content}")
+        elif m.kind == "error":
+            reason = (m.meta or {}).get("error") or "the reply stopped"
+            st.caption(f"⚠️ The model call failed: {reason}")
+            if m.content.strip():
+                with st.expander("What arrived before it stopped"):
+                    st.markdown(m.content)
+        elif m.kind in _KIND_ICON:
             st.caption(f"{_KIND_ICON[m.kind]} {m.content}")
         else:
             with st.chat_message(_ROLE.get(m.role, "assistant")):
-                st.markdown(m.content)
+                if m.role == "assistant" and m.kind in _STRUCTURED:
+                    # ConAIR and summary replies are JSON for perfloop, not prose for people
+                    st.caption(_STRUCTURED[m.kind])
+                    with st.expander("The model's raw reply"):
+                        st.code(m.content, language="json")
+                else:
+                    st.markdown(m.content)
                 if m.role == "assistant" and m.completion_tokens:
                     st.caption(
                         f"{m.model or ''} · {m.completion_tokens} tokens"

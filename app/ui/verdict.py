@@ -25,6 +25,27 @@ STATUS_WORDS = {
 }
 
 
+def is_stopped(ev: EvaluationView | None) -> bool:
+    """The person stopped this evaluation (it is not a verdict on the code)."""
+    return bool(
+        ev is not None
+        and ev.status == "error"
+        and ev.error
+        and ("stopped by the person" in ev.error or "Cancelled" in ev.error)
+    )
+
+
+def memory_text(n_bytes: int) -> str:
+    """Bytes in the unit that reads: 512 B, 340.0 KiB, 12.5 MiB, 1.20 GiB."""
+    if n_bytes < 1024:
+        return f"{n_bytes} B"
+    if n_bytes < 1024**2:
+        return f"{n_bytes / 1024:.1f} KiB"
+    if n_bytes < 1024**3:
+        return f"{n_bytes / 1024**2:.1f} MiB"
+    return f"{n_bytes / 1024**3:.2f} GiB"
+
+
 def verdict_parts(ev: EvaluationView | None) -> list[str]:
     """The verdict as short phrases, e.g. ["tests 3/3 ✅", "equivalent ✅", "2.10× [1.9–2.3]",
     "faster"]; pure, so both the card and the transcript export read the same."""
@@ -32,12 +53,15 @@ def verdict_parts(ev: EvaluationView | None) -> list[str]:
         return ["not evaluated yet"]
     if not ev.finished:
         return [STATUS_WORDS.get(ev.status, ev.status) + " …"]
+    if is_stopped(ev):
+        return ["stopped by you ⏹ (not evaluated)"]
     parts: list[str] = []
     if ev.status != "ok":
         parts.append(f"{STATUS_WORDS.get(ev.status, ev.status)} ❌")
     if ev.tests_passed is not None:
         total = ev.tests_passed + (ev.tests_failed or 0)
-        parts.append(f"tests {ev.tests_passed}/{total} {'✅' if not ev.tests_failed else '❌'}")
+        if total:  # "tests 0/0 ✅" beside a failure would tick nothing
+            parts.append(f"tests {ev.tests_passed}/{total} {'✅' if not ev.tests_failed else '❌'}")
     if ev.equivalent is not None:
         parts.append("equivalent ✅" if ev.equivalent else "different outputs ❌")
     if ev.speedup is not None:
@@ -45,7 +69,7 @@ def verdict_parts(ev: EvaluationView | None) -> list[str]:
         parts.append(f"{ev.speedup:.2f}×{ci}")
     if ev.verdict:
         parts.append(ev.verdict if ev.correct is not False else f"{ev.verdict} (but incorrect)")
-    elif ev.correct is False:
+    elif ev.correct is False and ev.status in ("ok", "failed"):
         parts.append("incorrect")
     return parts
 
@@ -53,16 +77,25 @@ def verdict_parts(ev: EvaluationView | None) -> list[str]:
 def verdict_badge(ev: EvaluationView | None) -> str:
     if ev is None or not ev.finished:
         return "⏳"
+    if is_stopped(ev):
+        return "⏹"
     if ev.correct is False or ev.status != "ok":
         return "❌"
     return {"faster": "🚀", "slower": "🐢"}.get(ev.verdict or "", "➖")
 
 
-def show_evaluation(ev: EvaluationView | None) -> None:
+def show_evaluation(ev: EvaluationView | None, *, error_shown: bool = False) -> None:
+    """The verdict line, then the error, failing tests and mismatches. ``error_shown``: the
+    page already shows this evaluation's error (e.g. why the baseline is not ready), so the
+    card only points at it instead of repeating it."""
     st.markdown(" · ".join(verdict_parts(ev)))
     if ev is None:
         return
-    if ev.error:
+    if is_stopped(ev):
+        return
+    if ev.error and error_shown:
+        st.caption("Why: see the message above.")
+    elif ev.error:
         st.warning(ev.error)
     for failure in ev.test_failures[:5]:
         st.caption(f"❌ {failure.get('name', 'test')}: {str(failure.get('message', ''))[:300]}")
@@ -90,16 +123,20 @@ def candidate_card(
     expanded: bool = True,
     run_again: Callable[[CandidateView], None] | None = None,
     extras: Callable[[CandidateView, str], None] | None = None,
+    error_shown: bool = False,
+    wide: bool = False,
 ) -> None:
     """One proposed version: verdict, diff vs parent, line profile, code (copy), download and
     the page's actions (``{"Mark best": fn, ...}`` — each becomes a button). ``run_again``
     becomes a "Run again" button on a version whose evaluation was interrupted. ``extras(c,
-    key)`` draws more next to the line profile (a module session's hints, coverage and patch)."""
+    key)`` draws more next to the line profile (a module session's hints, coverage and patch).
+    ``wide``: the card spans the page, so its diff is side by side (else unified, to fit a
+    column)."""
     ev = c.evaluation
     best = " ⭐ best" if c.is_best else ""
     title = f"{verdict_badge(ev)} Candidate #{c.id} · {c.origin} · iteration {c.iteration}{best}"
     with st.expander(title, expanded=expanded):
-        show_evaluation(ev)
+        show_evaluation(ev, error_shown=error_shown)
         if note := unvalidated_note(c):
             st.caption(note)
         tabs = st.tabs(["Diff vs parent", "Line profile", "Code"])
@@ -112,6 +149,7 @@ def candidate_card(
                     c.source,
                     old_label=f"#{parent.id} ({parent.origin})",
                     new_label=f"#{c.id} ({c.origin})",
+                    side_by_side=wide,  # a card in a narrow column: one unified column
                 )
         with tabs[1]:
             if ev and ev.line_profile:
@@ -121,7 +159,7 @@ def candidate_card(
                     config={"displayModeBar": False},
                 )
                 if ev.peak_memory_bytes:
-                    st.caption(f"Peak memory {ev.peak_memory_bytes / 2**20:.1f} MiB")
+                    st.caption(f"Peak memory {memory_text(ev.peak_memory_bytes)}")
             else:
                 st.caption("No line profile for this version.")
             if extras is not None:

@@ -36,7 +36,14 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory) -> Iterator[str]:  # noqa: ANN001
+def app_env() -> dict[str, str]:
+    """Extra environment of the app under test; a test module overrides this fixture (e.g. to
+    point ``OPENAI_API_BASE`` at a scripted model server)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory, app_env) -> Iterator[str]:  # noqa: ANN001
     """Base URL of a running app; its log is saved to test-artifacts/ on the way out."""
     tmp = tmp_path_factory.mktemp("e2e")
     port = _free_port()
@@ -48,12 +55,14 @@ def app_url(tmp_path_factory) -> Iterator[str]:  # noqa: ANN001
         STREAMLIT_BROWSER_GATHER_USAGE_STATS="false",
         PYTHONUNBUFFERED="1",
     )
+    env.update(app_env)
+    log_name = env.pop("E2E_LOG_NAME", "e2e-server.log")
     bin_dir = Path(sys.executable).parent
     subprocess.run(
         [str(bin_dir / "alembic"), "upgrade", "head"], cwd=ROOT, env=env, check=True, timeout=120
     )
     ARTIFACTS.mkdir(exist_ok=True)
-    log = (ARTIFACTS / "e2e-server.log").open("w")
+    log = (ARTIFACTS / log_name).open("w")
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port),
          "--server.headless", "true", "--server.fileWatcherType", "none"],
@@ -70,7 +79,7 @@ def app_url(tmp_path_factory) -> Iterator[str]:  # noqa: ANN001
             except OSError:
                 pass
             if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the app did not start (see {ARTIFACTS / 'e2e-server.log'})")
+                pytest.fail(f"the app did not start (see {ARTIFACTS / log_name})")
             time.sleep(0.5)
         yield url
     finally:

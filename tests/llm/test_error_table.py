@@ -88,3 +88,26 @@ def _make(cls: type) -> BaseException:
         except (TypeError, AttributeError):
             continue
     raise AssertionError(f"cannot build {cls}")
+
+
+def test_unreachable_server_names_the_address_and_says_retrying_is_safe() -> None:
+    """litellm reports a refused connection to an OpenAI-compatible server as an
+    InternalServerError ("Connection error."); the message must say which address failed."""
+    import socket
+
+    from app.llm import client
+    from app.llm import errors as E
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(E.ProviderUnavailable) as info:
+        client.stream_chat(
+            "openai/expert",
+            [{"role": "user", "content": "hi"}],
+            max_retries=0,
+            options={"api_base": f"http://127.0.0.1:{port}/v1", "api_key": "sk-test"},
+        )
+    text = str(info.value)
+    assert f"http://127.0.0.1:{port}" in text and "retrying is safe" in text, text
+    assert info.value.retryable

@@ -77,9 +77,13 @@ def test_json_export_imports_losslessly_into_sqlite_and_postgresql_recorded_tran
         engine = make_engine(url)
         request.addfinalizer(engine.dispose)
         other = make_ctx(engine)
-        imported = services.import_session(text, ctx=other)
+        imported = services.import_session(text, source="session-1.json", ctx=other)
         again = services.export_document(imported.info.id, ctx=other)
         assert canonical_document(again) == canonical_document(original)
+        # …and it can be told from its original: where it came from, and when
+        info = services.get_session(imported.info.id, ctx=other).info
+        assert "imported" in info.tags
+        assert info.notes.startswith("imported from session-1.json on 20")
         # Ids are renumbered consistently, JSON columns included.
         view = services.get_session(imported.info.id, ctx=other)
         best = view.best

@@ -104,3 +104,47 @@ def test_cache_curves_chart_one_line_per_curve() -> None:
     assert [t.name for t in fig.data] == ["SCH L=16", "LRU"]
     assert fig.layout.yaxis.tickformat == ".0%"
     assert fig.data[0].line.color != fig.data[1].line.color
+
+
+def test_speedup_chart_log_ticks_read_in_times_and_cover_the_points() -> None:
+    fig = charts.speedup_chart([point(0, None), point(1, 63.0), point(2, 0.4)])
+    axis = fig.layout.yaxis
+    values = list(axis.tickvals)
+    assert [1, 2, 5, 10, 20, 50, 100] == [v for v in values if v >= 1]
+    assert 0.5 in values and 0.2 in values  # the slower candidate's range
+    assert list(axis.ticktext)[values.index(50)] == "50×"
+    assert list(axis.ticktext)[values.index(1)] == "1×"
+    # 63× lies between the 50× and the 100× ticks (no tick labelled "6" on its own)
+    assert all(t.endswith("×") for t in axis.ticktext)
+    # the axis spans the ticks around the points: 0.2× below 0.4×, 100× above 63×
+    low, high = axis.range
+    assert 10**low <= 0.2 < 10 ** (low + 0.1) and 10 ** (high - 0.1) < 100 <= 10**high
+
+
+def test_speedup_chart_baseline_line_and_label_sit_at_one() -> None:
+    fig = charts.speedup_chart([point(0, None), point(1, 63.0)])
+    [line] = [s for s in fig.layout.shapes if s.type == "line"]
+    assert line.y0 == line.y1 == 1.0 and line.yref == "y"
+    [label] = [a for a in fig.layout.annotations if "baseline" in a.text]
+    assert label.yref == "y" and label.y == 0.0  # a log axis places annotations by exponent
+    assert "1×" in label.text
+
+
+def test_speedup_chart_dodges_candidates_of_one_iteration() -> None:
+    pts = [point(0, None), point(1, 3.0, cid=2), point(1, 3.0, cid=3), point(1, None, cid=4,
+           correct=False)]  # fmt: skip
+    ok, failed, best = charts.speedup_chart(pts).data
+    xs = list(ok.x) + list(failed.x)
+    assert len(set(xs)) == 4  # no two markers share a position
+    assert all(0.7 <= x <= 1.3 for x in xs[1:])  # …and they stay around their iteration
+    assert list(best.x) == [0, 1]
+
+
+def test_speedup_chart_legend_is_off_the_title_and_hover_says_it_all() -> None:
+    fig = charts.speedup_chart([point(0, None), point(1, 2.0, cid=7)])
+    assert fig.layout.legend.y < 0  # under the plot, the title keeps the top
+    hover = fig.data[0].hovertext[1]
+    for part in ("candidate #7", "2.00×", "95% CI 1.80–2.20×", "verdict: faster"):
+        assert part in hover, (part, hover)
+    failed = charts.speedup_chart([point(1, None, cid=3, correct=False)]).data[1]
+    assert "verdict: incorrect" in failed.hovertext[0]

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from app import services
+from app.ui.verdict import verdict_parts
 from tests.ui.conftest import chart, texts
 
 pytestmark = pytest.mark.slow
@@ -70,3 +71,27 @@ def test_settings_say_whether_a_key_is_set_never_the_key(seeded, monkeypatch) ->
     assert "sk-secret-123" not in frames + texts(at)
     assert "bwrap" in frames
     assert "sqlite" in texts(at)
+
+
+def test_classroom_shows_the_verdict_at_evaluation_steps_and_the_chart_grows(  # noqa: ANN001
+    seeded, seeded_at
+) -> None:
+    at = seeded_at("classroom", session=str(seeded.session_id))
+    steps = list(services.replay(seeded.session_id))
+    evaluations = [i for i, s in enumerate(steps) if s.kind == "evaluation"]
+    assert evaluations, [s.kind for s in steps]
+    finished = 0
+    for i, step in enumerate(steps):
+        if i:
+            at.button(key="classroom_next").click().run()
+        assert not at.exception
+        page = texts(at)
+        points = chart(at, f"classroom_chart_{seeded.session_id}")["data"]
+        if step.kind == "evaluation":
+            finished += step.evaluation.finished
+            cid = step.evaluation.candidate_id
+            assert f"Verdict for candidate #{cid}" in page, page
+            assert f"New candidate #{cid}" not in page
+            assert " · ".join(verdict_parts(step.evaluation)) in page  # tests, speedup, verdict
+            assert "tests 2/2 ✅" in page
+        assert len(points[0]["x"]) + len(points[1]["x"]) == finished, (i, step.kind)

@@ -120,3 +120,63 @@ def test_classroom_series_grows_with_the_steps() -> None:
     assert ui_support.series_until(steps, 0) == []
     assert [p.candidate_id for p in ui_support.series_until(steps, 2)] == [1]
     assert [p.iteration for p in ui_support.series_until(steps, 3)] == [0, 1]
+
+
+def test_unified_diff_fits_a_column_and_keeps_long_lines_whole() -> None:
+    from app.ui.diff import side_by_side_html, unified_html
+
+    long = "    return sum(x * x for x in numbers if x is not None and x > -10**9)  # " + "z" * 80
+    old, new = "def f(numbers):\n    return 0\n", f"def f(numbers):\n{long}\n"
+    page = unified_html(old, new, old_label="#1", new_label="#2")
+    assert 'data-diff="unified"' in page
+    assert "z" * 80 in page  # the whole new line, wrapped, not cut off
+    assert "pre-wrap" in page and "white-space:pre;" not in page
+    assert page.count("<tr>") == 1 + 3  # heading, the kept line, one removed, one added
+    assert "−" in page and "+" in page
+    assert "pre-wrap" in side_by_side_html(old, new)  # side by side wraps as well
+
+
+def test_optimize_cards_show_a_unified_diff_review_side_by_side(seeded, seeded_at) -> None:  # noqa: ANN001
+    at = seeded_at("optimize", session=str(seeded.session_id))
+    bodies = [h.proto.body for h in at.get("html")]
+    assert any('data-diff="unified"' in b for b in bodies)
+    assert not any('data-diff="side-by-side"' in b for b in bodies)
+    review = seeded_at("review", session=str(seeded.session_id))
+    assert any('data-diff="side-by-side"' in h.proto.body for h in review.get("html"))
+
+
+def test_a_stopped_evaluation_reads_as_stopped_not_incorrect() -> None:
+    from app.ui.verdict import is_stopped, verdict_badge
+    from tests.ui.factories import evaluation
+
+    ev = evaluation(
+        4, status="error", correct=None, speedup=None, ci_low=None, ci_high=None, verdict=None,
+        tests_passed=None, tests_failed=None, equivalent=None,
+        error="the evaluation failed: Cancelled: stopped by the person",
+    )  # fmt: skip
+    assert is_stopped(ev)
+    parts = " · ".join(verdict_parts(ev))
+    assert "stopped" in parts and "❌" not in parts and "incorrect" not in parts
+    assert verdict_badge(ev) == "⏹"
+
+
+def test_peak_memory_reads_in_the_unit_that_fits() -> None:
+    from app.ui.verdict import memory_text
+
+    assert memory_text(340 * 1024) == "340.0 KiB"
+    assert memory_text(12 * 2**20 + 2**19) == "12.5 MiB"
+    assert memory_text(512) == "512 B"
+
+
+def test_raw_json_replies_fold_in_the_transcript(seeded, seeded_at) -> None:  # noqa: ANN001
+    from db import queries
+    from db.engine import unit_of_work
+
+    raw = '{"candidates": [{"code": "def f(): pass"}], "tests": ["def test_x(): pass"]}'
+    with unit_of_work(seeded.ctx.engine) as s:
+        queries.add_message(session=s, session_id=seeded.session_id, role="assistant",
+                            content=raw, kind="conair")  # fmt: skip
+    at = seeded_at("optimize", session=str(seeded.session_id))
+    assert not any(raw in m.value for m in at.markdown)
+    assert any("The model's raw reply" in e.label for e in at.expander)
+    assert any(raw in c.value for c in at.code)
