@@ -132,7 +132,7 @@ def test_provider_error_mid_stream_keeps_everything_recorded_transcript(ctx, ses
     with pytest.raises(services.ModelError) as info:
         services.run_turn(sid, "Make it fast", ctx=ctx)
     err = info.value
-    assert "the reply broke off" in str(err) and "cannot reach the provider" in str(err)
+    assert "the reply broke off" in str(err) and "could not reach the model server" in str(err)
     assert err.retryable is False
     after_msgs, after_cands = rows(ctx, sid)
     assert after_msgs[: len(before_msgs)] == before_msgs and after_cands == before_cands
