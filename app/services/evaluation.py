@@ -55,6 +55,23 @@ def sandbox_fields(info: SessionInfo) -> dict[str, Any]:
     return fields
 
 
+def session_task(s, sess, tests_override: str | None) -> dict[str, Any]:  # noqa: ANN001
+    """``run_sandbox``'s arguments common to every evaluation of a session (baseline, entry,
+    workload, the trusted tests unless overridden, a module session's sandbox fields)."""
+    tests = (
+        tests_override
+        if tests_override is not None
+        else trusted_tests(queries.list_test_cases(sess.id, session=s))
+    )
+    return {
+        "baseline": sess.baseline_source,
+        "entry": sess.entry_point,
+        "workload": sess.workload_source,
+        "tests": tests,
+        "source": sandbox_fields(session_info(sess)),
+    }
+
+
 def run_sandbox(
     ctx: Context,
     *,
@@ -155,19 +172,8 @@ def evaluate_now(
         except RowNotFound as exc:
             raise NotFound("candidate", candidate_id) from exc
         sess = queries.get_session(cand.session_id, session=s)
-        tests = (
-            tests_override
-            if tests_override is not None
-            else trusted_tests(queries.list_test_cases(sess.id, session=s))
-        )
-        task = {
-            "baseline": sess.baseline_source,
-            "entry": sess.entry_point,
-            "workload": sess.workload_source,
-            "candidate": None if baseline_mode else cand.source,
-            "tests": tests,
-            "source": sandbox_fields(session_info(sess)),
-        }
+        task = session_task(s, sess, tests_override)
+        task["candidate"] = None if baseline_mode else cand.source
         row = queries.add_evaluation(
             session=s,
             candidate_id=candidate_id,
@@ -402,20 +408,8 @@ def _evaluate_group(
     with unit_of_work(ctx.engine) as s:
         cands = [queries.get_candidate(cid, session=s) for cid in ids]
         sess = queries.get_session(cands[0].session_id, session=s)
-        tests = (
-            tests_override
-            if tests_override is not None
-            else trusted_tests(queries.list_test_cases(sess.id, session=s))
-        )
-        task = {
-            "baseline": sess.baseline_source,
-            "entry": sess.entry_point,
-            "workload": sess.workload_source,
-            "candidate": None,
-            "candidates": [c.source for c in cands],
-            "tests": tests,
-            "source": sandbox_fields(session_info(sess)),
-        }
+        task = session_task(s, sess, tests_override)
+        task.update(candidate=None, candidates=[c.source for c in cands])
         rows = {
             cid: queries.add_evaluation(
                 session=s,
