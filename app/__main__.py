@@ -1,12 +1,12 @@
 """perfloop without a browser.
 
     python -m app run --code FILE --entry NAME --workload FILE [--tests FILE] [--model M]
-                      [--turns N] [--json]
+                      [--turns N] [--json] [--as USER] [--visibility private|team|public]
     python -m app run --project DIR|ARCHIVE --target MODULE:QUALNAME --workload FILE
                       [--tests PATH_OR_NODEID ...] [--env DIR] [--model M] [--turns N] [--json]
     python -m app run --target PIL.ImageStat:Stat._getextrema --env DIR --workload FILE ...
-    python -m app export SESSION_ID --format md|html|json|patch [--output FILE]
-    python -m app jobs [--session ID] [--json] [--cancel JOB_ID] [--rerun JOB_ID]
+    python -m app export SESSION_ID --format md|html|json|patch [--output FILE] [--as USER]
+    python -m app jobs [--session ID] [--json] [--cancel JOB_ID] [--rerun JOB_ID] [--as USER]
     python -m app worker [--concurrency N]
 
 ``run`` creates a session, validates it and evaluates the baseline, then runs N chat turns that
@@ -14,6 +14,12 @@ each ask the model to improve the best version so far; everything is stored in t
 database, and each step is recorded as a job like the app's. With ``--json`` it prints one JSON
 object and nothing else on stdout. ``jobs`` lists the jobs with their state (marking those whose
 worker died ``interrupted``). ``worker`` runs queued jobs (``PERFLOOP_JOBS=queue``, PostgreSQL).
+
+``--as USER`` acts as that person with their role (a name not seen before is registered as a
+first sign-in would: the instance's first person becomes admin, later ones
+``PERFLOOP_NEW_USER_ROLE``): ``run`` authors the session as USER, ``export`` refuses (exit 1,
+the reason on stderr) what USER may not read, ``jobs`` lists what USER may see. Without it the
+CLI acts as the local user (``PERFLOOP_AUTHOR``), who may do everything.
 """
 
 from __future__ import annotations
@@ -32,6 +38,30 @@ def _read(path: str, what: str) -> str:
         return Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise SystemExit(f"perfloop: cannot read the {what} file {path!r}: {exc.strerror}") from exc
+
+
+def _add_as(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--as",
+        dest="as_user",
+        metavar="USER",
+        help="act as this person (their role and what they may read); default: the local user",
+    )
+
+
+def _actor(args: argparse.Namespace) -> Any:
+    """The person ``--as`` names (registered on first use), else None: the local user."""
+    name = (getattr(args, "as_user", None) or "").strip()
+    if not name:
+        return None
+    from app.services.access import find_user, sign_in
+
+    known = find_user(name)
+    if known is not None:
+        return known
+    who = sign_in(name=name)
+    print(f"perfloop: {name} was not known here; registered as {who.role}", file=sys.stderr)
+    return who
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,6 +99,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--turns", type=int, default=3, help="chat turns (default 3)")
     run.add_argument("--title", help="session title")
     run.add_argument("--json", action="store_true", help="print one JSON object")
+    run.add_argument(
+        "--visibility",
+        choices=("private", "team", "public"),
+        default="team",
+        help="who may read the session: its author and admins, signed-in people, or also "
+        "anonymous readers (default: team)",
+    )
+    _add_as(run)
     exp = sub.add_parser("export", help="export a stored session")
     exp.add_argument("session_id", type=int)
     exp.add_argument("--format", choices=("md", "html", "json", "patch"), default="md")
@@ -76,12 +114,14 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument(
         "--candidate", type=int, help="with --format patch: this candidate instead of the best"
     )
+    _add_as(exp)
     jobs = sub.add_parser("jobs", help="list the jobs and their state")
     jobs.add_argument("--session", type=int, help="only the jobs of this session")
     jobs.add_argument("--json", action="store_true", help="print a JSON list")
     jobs.add_argument("--limit", type=int, default=100, help="the newest N jobs (default 100)")
     jobs.add_argument("--cancel", type=int, metavar="JOB_ID", help="ask this job to stop")
     jobs.add_argument("--rerun", type=int, metavar="JOB_ID", help="run this finished job again")
+    _add_as(jobs)
     wrk = sub.add_parser("worker", help="run queued jobs (PERFLOOP_JOBS=queue, PostgreSQL)")
     wrk.add_argument("--concurrency", type=int, help="jobs at once (default: PERFLOOP_JOB_WORKERS)")
     return p
@@ -131,7 +171,7 @@ def baseline_coverage(view: Any) -> dict[str, Any] | None:
     }
 
 
-def _create(args: argparse.Namespace, progress: Any) -> Any:
+def _create(args: argparse.Namespace, progress: Any, who: Any) -> Any:
     """The session the run's flags describe: a pasted module (--code/--entry) or a target in a
     project or an installed package (--target, with --project or --env or neither)."""
     from app import services
@@ -163,6 +203,8 @@ def _create(args: argparse.Namespace, progress: Any) -> Any:
             workload_source=workload,
             title=args.title,
             model=args.model,
+            visibility=args.visibility,
+            actor=who,
             validate=False,  # validated as a job by the caller
         )
     if args.project or args.env:
@@ -176,6 +218,8 @@ def _create(args: argparse.Namespace, progress: Any) -> Any:
         tests_source="\n\n\n".join(_read(t, "tests") for t in args.tests) if args.tests else None,
         title=args.title,
         model=args.model,
+        visibility=args.visibility,
+        actor=who,
         validate=False,  # validated as a job by the caller
     )
 
@@ -203,8 +247,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             err.flush()
 
     try:
-        view = _create(args, progress)
-        view = follow(services.submit_job("validation", session_id=view.info.id), progress, None)
+        who = _actor(args)
+        view = _create(args, progress, who)
+        view = follow(
+            services.submit_job("validation", session_id=view.info.id, actor=who),
+            progress,
+            None,
+            who,
+        )
     except services.InvalidInput as exc:
         sid = exc.stored.get("session_id")
         print(f"perfloop: {exc}" + (f" (session {sid} is stored)" if sid else ""), file=err)
@@ -227,7 +277,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     for turn in range(1, max(0, args.turns) + 1):
         say(f"\n--- turn {turn} ---")
         try:
-            result = follow(services.submit_job("turn", session_id=sid), progress, token)
+            result = follow(
+                services.submit_job("turn", session_id=sid, actor=who), progress, token, who
+            )
         except services.ModelError as exc:
             notices.append(f"turn {turn}: {exc}")
             print(f"\nperfloop: {exc}", file=err)
@@ -252,7 +304,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             say(f"  candidate {c.id}: {verdict}")
         if result.notice:
             say(f"  note: {result.notice}")
-    out = summary_of(services.get_session(sid), done, notices)
+    out = summary_of(services.get_session(sid, actor=who), done, notices)
     if quiet:
         print(json.dumps(out))
     else:
@@ -262,14 +314,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def follow(job: Any, progress: Any, token: Any) -> Any:
+def follow(job: Any, progress: Any, token: Any, who: Any = None) -> Any:
     """Wait for a job, echoing its progress and streamed text as the row shows them; its
     result, or the job's error raised again as the service error it was."""
     from app import services
 
     seen_progress, seen_text = 0, 0
     while True:
-        snap = services.wait_job(job.id, timeout=0.25)
+        snap = services.wait_job(job.id, timeout=0.25, actor=who)
         for stage, info in snap.progress[seen_progress:]:
             progress(stage, info)
         seen_progress = len(snap.progress)
@@ -297,11 +349,12 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     from app import services
 
     try:
+        who = _actor(args)
         if args.cancel is not None:
-            services.cancel_job(args.cancel)
+            services.cancel_job(args.cancel, actor=who)
         if args.rerun is not None:
-            services.rerun_job(args.rerun)
-        snaps = services.list_jobs(args.session, limit=args.limit)
+            services.rerun_job(args.rerun, actor=who)
+        snaps = services.list_jobs(args.session, limit=args.limit, actor=who)
     except services.ServiceError as exc:
         print(f"perfloop: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -335,12 +388,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     from app import services
 
     try:
+        who = _actor(args)
         if args.format == "patch":
             from app.services.projects import candidate_patch
 
-            text = candidate_patch(args.session_id, args.candidate)
+            text = candidate_patch(args.session_id, args.candidate, actor=who)
         else:
-            text = services.export_session(args.session_id, args.format)
+            text = services.export_session(args.session_id, args.format, actor=who)
     except services.ServiceError as exc:
         print(f"perfloop: {exc}", file=sys.stderr)
         return EXIT_ERROR

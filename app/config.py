@@ -79,7 +79,19 @@ class Settings(BaseSettings):
     job_workers: int = Field(
         default=4, description="Jobs one process (app or worker) runs at once."
     )
-    author: str = Field(default="anonymous", description="Default author name for new sessions.")
+    author: str = Field(
+        default="anonymous",
+        description="Who you are in the single-user local mode (no sign-in configured).",
+    )
+    public_readers: bool = Field(
+        default=False,
+        description="With sign-in: anonymous visitors may read sessions marked 'public'.",
+    )
+    new_user_role: Literal["editor", "viewer"] = Field(
+        default="editor",
+        description="The role of a person signing in for the first time (the very first "
+        "person becomes admin).",
+    )
     test_postgres_url: str = Field(
         default="postgresql+psycopg://perfloop:perfloop@127.0.0.1:5432/postgres",
         description="Admin URL of the PostgreSQL server the test suite creates databases on.",

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.ui import keep_typed_inputs
+from app.ui import identity, keep_typed_inputs
 from app.ui.nav import PAGES_DIR
-from app.ui.state import KEEP, default
 
 st.set_page_config(page_title="perfloop", page_icon="⏱️", layout="wide")
 
@@ -24,11 +23,11 @@ PAGES = {
 }
 
 keep_typed_inputs()  # nothing typed is lost when switching pages
+who = identity.actor()
+if who.is_admin:
+    PAGES["System"].append(st.Page(PAGES_DIR / "admin.py", title="Admin", icon="🛡️"))
 page = st.navigation(PAGES)
 with st.sidebar:
-    from app.services.ui_support import default_author
-
-    default(f"{KEEP}author", default_author())
-    st.text_input("Your name", key=f"{KEEP}author", help="Recorded on sessions and comments.")
+    identity.sidebar()
     st.caption("perfloop — human-in-the-loop optimization of Python code")
 page.run()

@@ -56,6 +56,19 @@ JOB_STATE_VALUES = ("queued", "running", "done", "failed", "cancelled", "interru
 #: A job in one of these states holds its session (see ``Job.holds_session``).
 JOB_ACTIVE_STATES = ("queued", "running")
 SOURCE_KIND_VALUES = ("paste", "project", "archive", "installed")
+#: Roles per instance: admin (everything, manages roles), editor (creates and works sessions,
+#: comments), viewer (reads what visibility allows, comments).
+USER_ROLE_VALUES = ("admin", "editor", "viewer")
+AUDIT_ACTION_VALUES = (
+    "create",
+    "visibility",
+    "delete",
+    "export",
+    "import",
+    "comment",
+    "role",
+    "sign-in",
+)
 
 # Stable constraint names, so migrations can refer to them on every backend.
 NAMING_CONVENTION = {
@@ -455,3 +468,51 @@ class Job(Base):
     @validates("state")
     def _v_state(self, _key: str, value: str) -> str | None:
         return _check(value, JOB_STATE_VALUES, "job state")
+
+
+class User(Base):
+    """A person who signed in (OpenID Connect) or was named on the CLI with ``--as``.
+
+    ``name`` is the identity sessions and comments record as their author: the provider's
+    e-mail claim when it has one, else its ``sub``. ``issuer``/``subject`` tie the row to the
+    provider's account, so a changed e-mail does not make a new person.
+    """
+
+    __tablename__ = "app_user"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    issuer: Mapped[str | None] = mapped_column(String(500))
+    subject: Mapped[str | None] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), default="editor")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime | None] = mapped_column()
+
+    __table_args__ = (UniqueConstraint("issuer", "subject", name="uq_app_user_identity"),)
+
+    @validates("role")
+    def _v_role(self, _key: str, value: str) -> str | None:
+        return _check(value, USER_ROLE_VALUES, "role")
+
+
+class AuditEvent(Base):
+    """Who created, changed the visibility of, deleted, exported, imported or commented on a
+    session, and who changed whose role. ``session_id`` is not a foreign key: the record of a
+    deletion outlives the session."""
+
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(16))
+    session_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    __table_args__ = (Index("ix_audit_event_at", "at"),)
+
+    @validates("action")
+    def _v_action(self, _key: str, value: str) -> str | None:
+        return _check(value, AUDIT_ACTION_VALUES, "audit action")

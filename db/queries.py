@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Select, delete, func, or_, select
+from sqlalchemy import ColumnElement, Select, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from db.errors import NotFound
@@ -106,8 +106,11 @@ def list_sessions(
     descending: bool = True,
     limit: int = 100,
     offset: int = 0,
+    where: ColumnElement[bool] | None = None,
 ) -> tuple[list[SessionListRow], int]:
     """One page of the session list with per-session aggregates, and the total match count.
+    ``where``: a condition every row must meet (the services pass who may read what), applied
+    to the rows and to the count alike.
 
     Aggregates are computed in SQL (one grouped subquery each) so the page stays fast with
     tens of thousands of sessions.
@@ -130,7 +133,7 @@ def list_sessions(
         .outerjoin(cand_count, cand_count.c.session_id == OptimizationSession.id)
         .outerjoin(best, best.c.session_id == OptimizationSession.id)
     )
-    filters = []
+    filters: list[ColumnElement[bool]] = [] if where is None else [where]
     if search:
         like = f"%{search.lower()}%"
         filters.append(

@@ -10,6 +10,7 @@ import streamlit as st
 from app import charts, services
 from app.services.ui_support import routing_until, series_until
 from app.ui import guard, nav, show_evaluation
+from app.ui.identity import actor
 from app.ui.routing import moefied_notice
 from app.ui.state import KEEP, default
 
@@ -30,9 +31,10 @@ with guard("listing the sessions"):
 
 
 def steps_of(sid: int) -> list[services.ReplayStep]:
-    key = f"classroom:{sid}:steps"
+    who = actor()
+    key = f"classroom:{sid}:{who.name}:{who.role}:steps"  # read (and checked) per person
     if key not in st.session_state:
-        st.session_state[key] = list(services.replay(sid))
+        st.session_state[key] = list(services.replay(sid, actor=who))
     return st.session_state[key]
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import streamlit as st
 
 from app import charts, services
-from app.services import ui_support
 from app.ui import (
     candidate_card,
     code_input,
@@ -20,10 +19,11 @@ from app.ui import (
     set_code,
 )
 from app.ui.code import PLAIN_KEY
+from app.ui.identity import actor
 from app.ui.models import chosen as chosen_model
 from app.ui.models import model_picker
 from app.ui.session import header, transcript
-from app.ui.state import KEEP, author, default
+from app.ui.state import KEEP, default
 from app.ui.verdict import is_stopped, verdict_parts
 
 st.title("Optimize")
@@ -90,7 +90,7 @@ def new_session_form() -> None:
                 workload_source=s[f"{KEEP}new:workload"],
                 tests_source=s[f"{KEEP}new:tests"] or None,
                 title=s[f"{KEEP}new:title"].strip() or None,
-                author=author(),
+                actor=actor(),
                 mode=s[f"{KEEP}new:mode"],
                 model=chosen_model("new"),
                 tags=[t.strip() for t in s[f"{KEEP}new:tags"].split(",") if t.strip()],
@@ -135,6 +135,7 @@ def fix_inputs(view: services.SessionView) -> None:
                     workload_source=s[f"{KEEP}fix:{sid}:workload"],
                     tests_source=s[f"{KEEP}fix:{sid}:tests"] or None,
                     validate=False,
+                    actor=actor(),
                 )
                 jobs.start("validation", session_id=sid)
                 st.rerun()
@@ -217,7 +218,7 @@ def candidates_column(view: services.SessionView) -> None:
 
     def mark(c: services.CandidateView) -> None:
         with guard("marking the best version"):
-            services.mark_best(c.id)
+            services.mark_best(c.id, actor=actor())
 
     def branch(c: services.CandidateView) -> None:
         st.session_state[f"{KEEP}parent:{sid}"] = c.id
@@ -301,12 +302,34 @@ def show_result(snap: services.JobSnapshot) -> None:
         modes.show_summary_edit(result)
 
 
+def read_only(view: services.SessionView) -> None:
+    """A session the person may read but not change: its transcript and candidates."""
+    st.info(
+        f"You can read this session; only its author ({view.info.author}) and admins work on "
+        "it. Comment on it on the Review page."
+    )
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        transcript(view)
+    with right:
+        st.plotly_chart(
+            charts.speedup_chart(view.figures.series),
+            key=f"speedup_{view.info.id}",
+            config={"displayModeBar": False},
+        )
+        for c in reversed(view.candidates[-8:]):
+            parent = view.candidate(c.parent_id) if c.parent_id else None
+            candidate_card(c, parent=parent, key=f"ro{view.info.id}_{c.id}")
+
+
 def workspace(sid: int) -> None:
-    view = services.get_session(sid)
-    if not ui_support.can_view(view.info, author()):
-        st.error(f"Session #{sid} is private to {view.info.author}.")
-        return
+    who = actor()
+    view = services.get_session(sid, actor=who)
     header(view)
+    if not services.permissions(sid, actor=who).change:
+        jobs.job_panel(sid, routing=False)
+        read_only(view)
+        return
     jobs.job_panel(sid, on_result=show_result)
     if not view.ready:
         fix_inputs(view)
@@ -333,7 +356,10 @@ def workspace(sid: int) -> None:
 
 
 if session_id is None:
-    new_session_form()
+    if services.permissions(None, actor=actor()).change:
+        new_session_form()
+    else:
+        st.info("Viewers read and comment on sessions; an admin can make you an editor.")
 else:
     with guard("opening the session"):
         workspace(session_id)

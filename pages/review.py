@@ -1,17 +1,18 @@
 """Review: a session, read-only, for the team — transcript, candidate tree, speedup chart, the
 diff between any two candidates, comments anchored to messages and candidates, export and
-import. ``?session=ID`` is the shareable link; private sessions stay with their author."""
+import. ``?session=ID`` is the shareable link; who may open it is the services' decision
+(private sessions stay with their author and the admins)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from app import charts, services
-from app.services.ui_support import can_view
 from app.ui import candidate_card, guard, nav, show_diff
 from app.ui.errors import UserMessage, capture, flash, show_flash
+from app.ui.identity import actor
 from app.ui.session import comment_line, header, transcript, tree_markdown
-from app.ui.state import KEEP, author
+from app.ui.state import KEEP
 
 st.title("Review")
 
@@ -54,12 +55,15 @@ def comments_section(view: services.SessionView) -> None:
             services.add_comment(
                 sid,
                 text,
-                author=author(),
+                actor=actor(),
                 message_id=int(anchor[1:]) if anchor.startswith("m") else None,
                 candidate_id=int(anchor[1:]) if anchor.startswith("c") else None,
             )
             st.session_state[text_key] = ""  # posted: only now is the text cleared
 
+    if not services.permissions(sid, actor=actor()).comment:
+        st.caption("Sign in to comment.")
+        return
     st.selectbox("On", list(anchors), key=anchor_key, format_func=anchors.get)
     st.text_area("Comment", key=text_key, placeholder="What do you notice?")
     st.button("Post comment", key=f"review_post_{sid}", on_click=post)
@@ -121,7 +125,10 @@ def exchange_section(view: services.SessionView) -> None:
     )
     if cols[1].button("Prepare export", key=f"review_export_{sid}"):
         with guard("exporting the session"):
-            st.session_state[f"review:{sid}:export"] = (fmt, services.export_session(sid, fmt))
+            st.session_state[f"review:{sid}:export"] = (
+                fmt,
+                services.export_session(sid, fmt, actor=actor()),
+            )
     ready = st.session_state.get(f"review:{sid}:export")
     if ready:
         kind, text = ready
@@ -137,24 +144,21 @@ def exchange_section(view: services.SessionView) -> None:
 
 
 def import_section() -> None:
+    if not services.permissions(None, actor=actor()).change:
+        st.caption("Editors and admins import sessions.")
+        return
     upload = st.file_uploader(
         "Import a session exported as JSON", type=["json"], key="review:import"
     )
     if upload is not None and st.button("Import", key="review_import"):
         with guard("importing the session"):
-            imported = services.import_session(upload.getvalue(), source=upload.name)
+            imported = services.import_session(upload.getvalue(), source=upload.name, actor=actor())
             st.success(f"Imported as session #{imported.info.id}.")
             nav.open_session(imported.info.id)
 
 
 def review(sid: int) -> None:
-    view = services.get_session(sid)
-    if not can_view(view.info, author()):
-        st.error(
-            f"Session #{sid} is private to {view.info.author}. Ask them to share it with the "
-            "team, or enter their name in the sidebar if it is yours."
-        )
-        return
+    view = services.get_session(sid, actor=actor())
     header(view)
     st.caption(f"Shareable link: `?session={sid}` on this page.")
     tabs = st.tabs(["Transcript", "Candidates", "Speedup", "Compare", "Comments", "Export"])

@@ -10,6 +10,7 @@ import streamlit as st
 from app import charts, services
 from app.services import ui_support
 from app.ui import guard, jobs, nav
+from app.ui.identity import actor
 from app.ui.routing import moefied_notice
 from app.ui.state import KEEP, default
 
@@ -49,7 +50,9 @@ with live:
     cols[0].selectbox("Local model", local, key=f"{KEEP}routing:model")
     default(f"{KEEP}routing:max_tokens", 48)
     cols[1].number_input("Tokens", 4, 512, key=f"{KEEP}routing:max_tokens")
-    busy = any(j.kind == "routing probe" for j in services.list_jobs(running_only=True))
+    busy = any(
+        j.kind == "routing probe" for j in services.list_jobs(running_only=True, actor=actor())
+    )
     if cols[2].button("Generate", type="primary", disabled=busy, key="routing_generate"):
         with guard("starting the generation"):
             jobs.start(
@@ -60,7 +63,7 @@ with live:
             )
             st.rerun()
     jobs.job_panel(None, on_result=show_probe)
-    if not services.list_jobs(running_only=True):
+    if not services.list_jobs(running_only=True, actor=actor()):
         st.caption("Nothing is generating right now.")
 
 
@@ -132,7 +135,7 @@ with stored:
         session_id = nav.session_picker("pick:routing")
     if session_id is not None:
         with guard("reading the session's routing"):
-            view = services.get_session(session_id)
+            view = services.get_session(session_id, actor=actor())
             traced = [m for m in view.messages if m.routing_trace_id is not None]
             if not traced:
                 st.info(
@@ -151,7 +154,7 @@ with stored:
                         f"message #{i}: " + next(m.content for m in traced if m.id == i)[:60]
                     ),
                 )
-                trace = services.get_routing(st.session_state["routing:message"])
+                trace = services.get_routing(st.session_state["routing:message"], actor=actor())
                 if trace is None:
                     st.info("This reply has no routing trace.")
                 else:

@@ -8,7 +8,8 @@ import streamlit as st
 
 from app import services
 from app.ui import guard, nav
-from app.ui.state import KEEP, author, default
+from app.ui.identity import actor
+from app.ui.state import KEEP, default
 
 PAGE_SIZE = 50
 SORTS = {
@@ -59,9 +60,8 @@ with guard("listing the sessions"):
         descending=query[4],
         limit=PAGE_SIZE,
         offset=s.get(page_key, 0) * PAGE_SIZE,
+        actor=actor(),
     )
-viewer = author()
-rows = [r for r in rows if r.visibility != "private" or r.author == viewer]
 
 first = s.get(page_key, 0) * PAGE_SIZE
 st.caption(
@@ -141,7 +141,7 @@ if ids:
             confirm = st.container(horizontal=True)
             if confirm.button("Yes, delete", type="primary", key="sessions:delete_yes"):
                 with guard("deleting the session"):
-                    services.delete_session(pending)
+                    services.delete_session(pending, actor=actor())
                     s.pop("sessions:confirm_delete", None)
                     if st.session_state.get(nav.CURRENT) == pending:
                         nav.open_session(None)

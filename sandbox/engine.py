@@ -68,7 +68,7 @@ from pathlib import Path
 
 from .backends.base import Backend, Mounts, SandboxRun, sandbox_env
 from .harness.stats import summarize
-from .harness.timing import estimate, ratios_by_round
+from .harness.timing import decide, ratios_by_round
 from .task import Limits, Task
 
 STAGES = ("start", "tests", "equivalence", "timing", "profile", "done")
@@ -353,7 +353,10 @@ def _timing(v: dict, task: Task, data: dict) -> None:
     v["timing_s"] = round(float(data.get("duration_s") or 0.0), 3)
     if task.mode == "compare":
         # Recomputed from the raw pairs (the supervisor's estimate is not taken on trust).
-        est = estimate(ratios_by_round(rounds, clock), task.timing.as_dict(), seed=0)
+        est, final = decide(
+            ratios_by_round(rounds, clock), task.timing.as_dict(), data.get("stopped"), seed=0
+        )
+        v["timing"]["final_look"] = final
         v["speedup"] = est.speedup
         v["ci95"] = list(est.ci95)
         v["verdict"] = est.verdict

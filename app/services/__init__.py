@@ -4,12 +4,28 @@ Every function takes ``ctx=`` (a ``Context``: database engine, sandbox backend a
 model, evaluation pool); without it the process-wide default from the settings is used.
 Everything returned is a frozen dataclass from ``app.services.views``; errors are
 ``app.services.errors.ServiceError`` subclasses whose ``str()`` is the message for the person.
+Every use-case that reads or changes a session takes ``actor=`` (who acts; see
+``app.services.access`` for the rules) and refuses with ``Forbidden``.
 Long operations take ``on_token`` / ``on_routing`` / ``on_progress`` callbacks; in the
 background they run as durable jobs: ``submit_job(kind, session_id=..., params=..., by=...)``,
 then poll ``get_job(id)`` (a ``JobSnapshot`` read from the job's row), ``cancel_job``,
 ``rerun_job``, ``wait_job``, ``list_jobs`` (see ``app.services.jobs``).
 """
 
+from app.services.access import (
+    ANONYMOUS,
+    SYSTEM,
+    Actor,
+    AuditView,
+    UserView,
+    audit_log,
+    find_user,
+    list_users,
+    local_actor,
+    permissions,
+    set_role,
+    sign_in,
+)
 from app.services.candidates import (
     add_human_candidate,
     best_candidate,
@@ -25,6 +41,7 @@ from app.services.errors import (
     Cancelled,
     CodeDoesNotParse,
     EntryNotFound,
+    Forbidden,
     ImportFailed,
     InvalidInput,
     ModelError,
@@ -94,6 +111,19 @@ from app.services.views import (
 )
 
 __all__ = [
+    "ANONYMOUS",
+    "Actor",
+    "AuditView",
+    "Forbidden",
+    "SYSTEM",
+    "UserView",
+    "audit_log",
+    "find_user",
+    "list_users",
+    "local_actor",
+    "permissions",
+    "set_role",
+    "sign_in",
     "BaselineTestsFail",
     "Cancelled",
     "CandidateView",

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.services.access import Actor, acting, require_change, require_read
 from app.services.code import parse_error
 from app.services.context import Context, get_context
 from app.services.errors import CodeDoesNotParse, EntryNotFound, NotFound
@@ -90,6 +91,7 @@ def add_human_candidate(
     note: str = "",
     evaluate: bool = True,
     on_progress: Callable[[str, dict[str, Any]], None] | None = None,
+    actor: Actor | None = None,
     ctx: Context | None = None,
 ) -> CandidateView:
     """Store a version the person wrote (origin ``human``, parent default: the best one) and
@@ -98,6 +100,9 @@ def add_human_candidate(
     from app.services.evaluation import evaluate_on_pool
 
     c = get_context(ctx)
+    who = acting(actor, c)
+    with unit_of_work(c.engine) as s:
+        require_change(s, session_id, who, c.settings)
     err = parse_error(source)
     if err is not None:
         raise CodeDoesNotParse(f"Your version does not parse: {err[0]}", field="code", line=err[1])
@@ -122,20 +127,26 @@ def add_human_candidate(
     candidate_id = store_numbered(c, session_id, write)
     if evaluate:
         evaluate_on_pool([candidate_id], c, on_progress=on_progress)
-    return get_candidate(candidate_id, ctx=c)
+    return get_candidate(candidate_id, actor=who, ctx=c)
 
 
-def get_candidate(candidate_id: int, *, ctx: Context | None = None) -> CandidateView:
+def get_candidate(
+    candidate_id: int, *, actor: Actor | None = None, ctx: Context | None = None
+) -> CandidateView:
     c = get_context(ctx)
     with unit_of_work(c.engine) as s:
+        require_read(s, _row(s, candidate_id).session_id, acting(actor, c), c.settings)
         return view_of(s, candidate_id)
 
 
-def mark_best(candidate_id: int, *, ctx: Context | None = None) -> CandidateView:
+def mark_best(
+    candidate_id: int, *, actor: Actor | None = None, ctx: Context | None = None
+) -> CandidateView:
     """Label this candidate as the session's best (overrides the automatic choice)."""
     c = get_context(ctx)
     with unit_of_work(c.engine) as s:
         row = _row(s, candidate_id)
+        require_change(s, row.session_id, acting(actor, c), c.settings)
         for other in queries.list_candidates(row.session_id, session=s):
             if other.label == BEST_LABEL:
                 other.label = None
@@ -144,28 +155,37 @@ def mark_best(candidate_id: int, *, ctx: Context | None = None) -> CandidateView
         return view_of(s, candidate_id)
 
 
-def clear_best(session_id: int, *, ctx: Context | None = None) -> None:
+def clear_best(session_id: int, *, actor: Actor | None = None, ctx: Context | None = None) -> None:
     """Drop the person's label: "best" falls back to the automatic choice."""
     c = get_context(ctx)
     with unit_of_work(c.engine) as s:
+        require_change(s, session_id, acting(actor, c), c.settings)
         for other in queries.list_candidates(session_id, session=s):
             if other.label == BEST_LABEL:
                 other.label = None
 
 
-def best_candidate(session_id: int, *, ctx: Context | None = None) -> CandidateView | None:
+def best_candidate(
+    session_id: int, *, actor: Actor | None = None, ctx: Context | None = None
+) -> CandidateView | None:
     """The labelled best; else the correct candidate with the highest speedup whose verdict is
     ``faster``; else None (the baseline is then the version to improve)."""
     c = get_context(ctx)
     with unit_of_work(c.engine) as s:
+        require_read(s, session_id, acting(actor, c), c.settings)
         return next((x for x in candidate_views(s, session_id) if x.is_best), None)
 
 
-def candidate_diff(old_id: int, new_id: int, *, ctx: Context | None = None) -> str:
+def candidate_diff(
+    old_id: int, new_id: int, *, actor: Actor | None = None, ctx: Context | None = None
+) -> str:
     """Unified diff between two candidates' sources."""
     c = get_context(ctx)
+    who = acting(actor, c)
     with unit_of_work(c.engine) as s:
         old, new = _row(s, old_id), _row(s, new_id)
+        for sid in {old.session_id, new.session_id}:
+            require_read(s, sid, who, c.settings)
         return unified_diff(old.source, new.source, f"candidate {old_id}", f"candidate {new_id}")
 
 

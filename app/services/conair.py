@@ -18,6 +18,7 @@ from app.services import conair_matrix as mx
 from app.services import conair_repair as repairs
 from app.services import conair_store as store
 from app.services._llm import call_model
+from app.services.access import Actor, acting, require_change
 from app.services.candidates import base_candidate_id
 from app.services.code import parse_error
 from app.services.consistency import (
@@ -130,6 +131,7 @@ def start_conair(
     on_token: TokenFn | None = None,
     on_routing: RoutingFn | None = None,
     on_progress: ProgressFn | None = None,
+    actor: Actor | None = None,
     ctx: Context | None = None,
 ) -> ConairState:
     """Round 1 of a new run (a finished run can be followed by another): ask ``model`` (default:
@@ -140,6 +142,7 @@ def start_conair(
     c = get_context(ctx)
     text = (instruction or "").strip() or DEFAULT_CONAIR_INSTRUCTION
     with unit_of_work(c.engine) as s:
+        require_change(s, session_id, acting(actor, c), c.settings)
         view = load_view(s, session_id)
         require_ready(view, session_id)
         model = model or view.info.model or c.model
@@ -292,6 +295,7 @@ def answer_tests(
     on_token: TokenFn | None = None,
     on_routing: RoutingFn | None = None,
     on_progress: ProgressFn | None = None,
+    actor: Actor | None = None,
     ctx: Context | None = None,
 ) -> ConairState:
     """Record the person's answers (accept / reject / correct); re-judge every candidate of the
@@ -300,7 +304,10 @@ def answer_tests(
     session's model) repair rejected tests and candidates failing trusted tests, run the
     matrix for what is new, and open the next round with new questions."""
     c = get_context(ctx)
-    who = validated_by or c.settings.author
+    person = acting(actor, c)
+    with unit_of_work(c.engine) as s:
+        require_change(s, session_id, person, c.settings)
+    who = validated_by or person.name
     number, m, previous_top, changed, rejected = _record_answers(session_id, answers, who, c)
     cb = {"on_token": on_token, "on_routing": on_routing, "on_progress": on_progress}
     with unit_of_work(c.engine) as s:

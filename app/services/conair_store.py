@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from app.services.access import Actor, acting, require_read
 from app.services.consistency import Cells, validated
 from app.services.context import Context, get_context
 from app.services.errors import NotFound
@@ -243,11 +244,14 @@ def state(s: Session, session_id: int) -> ConairState:
     )
 
 
-def conair_state(session_id: int, *, ctx: Context | None = None) -> ConairState:
+def conair_state(
+    session_id: int, *, actor: Actor | None = None, ctx: Context | None = None
+) -> ConairState:
     """The current ConAIR state of a session: its latest run (raises ``NotFound`` if ConAIR
     never started)."""
     c = get_context(ctx)
     with unit_of_work(c.engine) as s:
+        require_read(s, session_id, acting(actor, c), c.settings)
         return state(s, session_id)
 
 

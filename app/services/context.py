@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from app.config import Settings, get_settings
+from app.services.access import Actor, local_actor
 
 
 @dataclass
@@ -33,8 +34,15 @@ class Context:
     eval_workers: int = 2
     model: str = "perfloop-moe/default"
     llm_options: dict[str, Any] = field(default_factory=dict)
+    #: Who the services act for when a call names no ``actor=`` (see app.services.access):
+    #: the single local user unless set.
+    actor: Actor | None = None
     _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.actor is None:
+            self.actor = local_actor(self.settings)
 
     @classmethod
     def from_settings(
@@ -54,6 +62,13 @@ class Context:
         }
         values.update(overrides)
         return cls(**values)
+
+    def acting_as(self, actor: Actor) -> Context:
+        """The same context (engine, settings, the one evaluation pool) acting for ``actor``."""
+        from dataclasses import replace
+
+        self.pool  # noqa: B018 - create the pool first, so that the copy shares it
+        return replace(self, actor=actor)
 
     @property
     def pool(self) -> ThreadPoolExecutor:

@@ -3,6 +3,7 @@
 
     ServiceError                    anything a use-case refuses or cannot finish
      ├── NotFound                   no session / candidate / summary / job with that id
+     ├── Forbidden                  the acting person may not read or change that (why: str)
      ├── InvalidInput               the person's input is wrong; nothing was evaluated
      │    ├── CodeDoesNotParse      baseline, candidate, workload or tests: SyntaxError + line
      │    ├── EntryNotFound         the entry point is not defined at the module's top level
@@ -38,6 +39,10 @@ class NotFound(ServiceError):
         super().__init__(f"{what} {ident} does not exist")
         self.what = what
         self.ident = ident
+
+
+class Forbidden(ServiceError):
+    """The acting person may not do this (see ``app.services.access``); nothing changed."""
 
 
 class InvalidInput(ServiceError):

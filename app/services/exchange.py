@@ -18,12 +18,11 @@ from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
+from app.services.access import Actor, acting, audit, require_create, require_read
 from app.services.context import Context, get_context
-from app.services.errors import ImportFailed, NotFound
+from app.services.errors import ImportFailed
 from app.services.views import SessionView
-from db import queries
 from db.engine import unit_of_work
-from db.errors import NotFound as RowNotFound
 from db.models import (
     Candidate,
     CodeSummary,
@@ -132,14 +131,16 @@ def _session_rows(s: Session, session_id: int) -> dict[str, list[Any]]:
     }
 
 
-def export_document(session_id: int, *, ctx: Context | None = None) -> dict[str, Any]:
-    """The JSON export as a dict: every row of the session, routing traces base64-encoded."""
+def export_document(
+    session_id: int, *, actor: Actor | None = None, ctx: Context | None = None
+) -> dict[str, Any]:
+    """The JSON export as a dict: every row of the session, routing traces base64-encoded.
+    Whoever may read the session may export it; each export is audited."""
     c = get_context(ctx)
+    who = acting(actor, c)
     with unit_of_work(c.engine) as s:
-        try:
-            sess = queries.get_session(session_id, session=s)
-        except RowNotFound as exc:
-            raise NotFound("session", session_id) from exc
+        sess = require_read(s, session_id, who, c.settings)
+        audit(s, who, "export", session_id=session_id, detail={"format": "json"})
         doc: dict[str, Any] = {
             "format": FORMAT_NAME,
             "version": EXPORT_VERSION,
@@ -180,14 +181,18 @@ def import_session(
     document: str | bytes | dict[str, Any],
     *,
     source: str | None = None,
+    actor: Actor | None = None,
     ctx: Context | None = None,
 ) -> SessionView:
     """Import an exported JSON document as a new session (new ids, same content), marked
     "imported from <source> on <date>" (``source``: the file name or the instance it came
-    from; default: the original session's id) in its notes and with the ``imported`` tag."""
+    from; default: the original session's id) in its notes and with the ``imported`` tag.
+    The import belongs to the importer (its author; editors and admins import)."""
     from app.services.sessions import get_session
 
     c = get_context(ctx)
+    who = acting(actor, c)
+    require_create(who, "import sessions")
     if isinstance(document, str | bytes):
         try:
             document = json.loads(document)
@@ -208,12 +213,14 @@ def import_session(
             row = s.get(OptimizationSession, session_id)
             row.tags = [*[t for t in (row.tags or []) if t != IMPORTED_TAG], IMPORTED_TAG]
             row.notes = mark + (f"\n\n{row.notes}" if row.notes else "")
+            row.author = who.name
             flag_modified(row, "updated_at")  # keep the original's, not the moment of the mark
+            audit(s, who, "import", session_id=session_id, detail={"from": mark})
     except ImportFailed:
         raise
     except (KeyError, TypeError, ValueError) as exc:
         raise ImportFailed(f"The export is incomplete or damaged: {exc!r}") from exc
-    return get_session(session_id, ctx=c)
+    return get_session(session_id, actor=who, ctx=c)
 
 
 def _import(s: Session, doc: dict[str, Any]) -> int:
@@ -297,17 +304,23 @@ def canonical_document(doc: dict[str, Any]) -> dict[str, Any]:
 # --- Markdown and HTML ----------------------------------------------------------------------
 
 
-def export_session(session_id: int, fmt: ExportFormat, *, ctx: Context | None = None) -> str:
-    """The session as text in ``fmt`` (``md``, ``html`` or ``json``)."""
+def export_session(
+    session_id: int, fmt: ExportFormat, *, actor: Actor | None = None, ctx: Context | None = None
+) -> str:
+    """The session as text in ``fmt`` (``md``, ``html`` or ``json``); audited."""
     from app.services import report
 
+    c = get_context(ctx)
+    who = acting(actor, c)
     if fmt == "json":
-        return json.dumps(export_document(session_id, ctx=ctx), indent=1, ensure_ascii=False)
-    from app.services.sessions import get_session
+        doc = export_document(session_id, actor=who, ctx=c)
+        return json.dumps(doc, indent=1, ensure_ascii=False)
+    if fmt not in ("md", "html"):
+        raise ValueError(f"unknown export format {fmt!r}; choose md, html or json")
+    from app.services.sessions import load_view
 
-    view = get_session(session_id, ctx=ctx)
-    if fmt == "md":
-        return report.markdown(view)
-    if fmt == "html":
-        return report.html(view)
-    raise ValueError(f"unknown export format {fmt!r}; choose md, html or json")
+    with unit_of_work(c.engine) as s:
+        require_read(s, session_id, who, c.settings)
+        audit(s, who, "export", session_id=session_id, detail={"format": fmt})
+        view = load_view(s, session_id)
+    return report.markdown(view) if fmt == "md" else report.html(view)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from app.services.access import Actor
 from app.services.context import Context
 from app.services.views import CandidateView, MessageView, SessionFigures, SpeedupPoint
 
@@ -119,7 +120,9 @@ def compute_figures(
     )
 
 
-def session_figures(session_id: int, *, ctx: Context | None = None) -> SessionFigures:
+def session_figures(
+    session_id: int, *, actor: Actor | None = None, ctx: Context | None = None
+) -> SessionFigures:
     from app.services.sessions import get_session
 
-    return get_session(session_id, ctx=ctx).figures
+    return get_session(session_id, actor=actor, ctx=ctx).figures

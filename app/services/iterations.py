@@ -9,6 +9,7 @@ from typing import Any
 
 from app.llm import prompts
 from app.services._llm import call_model
+from app.services.access import Actor, acting, require_change
 from app.services.candidates import base_candidate_id, store_numbered
 from app.services.code import extract_code
 from app.services.context import Context, get_context
@@ -173,6 +174,7 @@ def run_turn(
     on_token: TokenFn | None = None,
     on_routing: RoutingFn | None = None,
     on_progress: ProgressFn | None = None,
+    actor: Actor | None = None,
     ctx: Context | None = None,
 ) -> TurnResult:
     """One chat turn, blocking until every proposed candidate is evaluated.
@@ -189,6 +191,7 @@ def run_turn(
     if on_progress:
         on_progress("prompt", {"session_id": session_id})
     with unit_of_work(c.engine) as s:
+        require_change(s, session_id, acting(actor, c), c.settings)
         view = load_view(s, session_id)
         require_ready(view, session_id)
         model = model or view.info.model or c.model
@@ -364,15 +367,19 @@ def evaluate_candidate(
     candidate_id: int,
     *,
     on_progress: ProgressFn | None = None,
+    actor: Actor | None = None,
     ctx: Context | None = None,
 ) -> EvaluationView:
     """Evaluate one candidate against the session's baseline in the sandbox, on the bounded
     pool, and store the evaluation (a row in status "running" first, then the verdict).
     Raises ``SandboxFailed`` when the sandbox itself could not run."""
+    from app.services.access import session_of_candidate
     from app.services.candidates import get_candidate
     from app.services.errors import SandboxFailed
 
     c = get_context(ctx)
+    with unit_of_work(c.engine) as s:
+        require_change(s, session_of_candidate(s, candidate_id), acting(actor, c), c.settings)
     outcome = evaluate_on_pool([candidate_id], c, on_progress=on_progress)
     _, _, err = outcome[candidate_id]
     if err:

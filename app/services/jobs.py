@@ -34,14 +34,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, and_, false, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.services import job_kinds
 from app.services._convert import utc
 from app.services._jsonable import to_json
+from app.services.access import SYSTEM, Actor, acting, readable, require_change, require_read
 from app.services.context import Context, get_context
-from app.services.errors import Cancelled, InvalidInput, NotFound, ServiceError
+from app.services.errors import Cancelled, Forbidden, InvalidInput, NotFound, ServiceError
 from db.engine import unit_of_work
 from db.models import JOB_ACTIVE_STATES, Evaluation, Job, OptimizationSession, utcnow
 
@@ -167,6 +168,7 @@ def submit_job(
     session_id: int | None = None,
     params: dict[str, Any] | None = None,
     by: str | None = None,
+    actor: Actor | None = None,
     ctx: Context | None = None,
     rerun_of: int | None = None,
 ) -> JobSnapshot:
@@ -174,9 +176,12 @@ def submit_job(
 
     ``params`` are the job function's arguments as JSON (views and dataclasses are flattened).
     Raises ``SessionBusy`` when the kind changes the session and another such job is queued or
-    running on it, ``NotFound`` for an unknown session, ``InvalidInput`` for an unknown kind.
+    running on it, ``NotFound`` for an unknown session, ``InvalidInput`` for an unknown kind,
+    ``Forbidden`` when the acting person may not change the session (the job then runs with
+    the rights checked here, under their name).
     """
     c = get_context(ctx)
+    who = acting(actor, c)
     spec = job_kinds.KINDS.get(kind)
     if spec is None:
         raise InvalidInput(f"There is no job kind {kind!r}; known: {', '.join(job_kinds.KINDS)}.")
@@ -188,12 +193,14 @@ def submit_job(
     now = utcnow()
     try:
         with unit_of_work(c.engine) as s:
-            if session_id is not None and s.get(OptimizationSession, session_id) is None:
-                raise NotFound("session", session_id)
+            if session_id is not None:
+                require_change(s, session_id, who, c.settings)
+            elif not who.signed_in:
+                raise Forbidden("Sign in to start work.")
             row = Job(
                 kind=kind,
                 session_id=session_id,
-                started_by=by or c.settings.author,
+                started_by=by or who.name,
                 state="queued",
                 holds_session=spec.holds_session and session_id is not None,
                 params=values,
@@ -225,7 +232,7 @@ def submit_job(
         from app import worker
 
         worker.enqueue(job_id, c)
-    return get_job(job_id, ctx=c)
+    return get_job(job_id, actor=who, ctx=c)
 
 
 def _busy_job(engine: Engine, session_id: int | None) -> Job | None:
@@ -241,13 +248,23 @@ def _busy_job(engine: Engine, session_id: int | None) -> Job | None:
         ).first()
 
 
-def get_job(job_id: int, *, ctx: Context | None = None) -> JobSnapshot:
+def _job_row(s: Any, job_id: int, who: Actor, c: Context, *, change: bool = False) -> Job:
+    """The job's row if ``who`` may see it (read its session) or, with ``change``, stop or
+    re-run it (change its session); a job of no session is its starter's and the admins'."""
+    row = s.get(Job, job_id)
+    if row is None:
+        raise NotFound("job", job_id)
+    if row.session_id is not None:
+        (require_change if change else require_read)(s, row.session_id, who, c.settings)
+    elif not (who.is_admin or (who.signed_in and row.started_by == who.name)):
+        raise Forbidden(f"Job {job_id} is {row.started_by}'s (you are {who.describe()}).")
+    return row
+
+
+def get_job(job_id: int, *, actor: Actor | None = None, ctx: Context | None = None) -> JobSnapshot:
     c = get_context(ctx)
     with unit_of_work(c.engine) as s:
-        row = s.get(Job, job_id)
-        if row is None:
-            raise NotFound("job", job_id)
-        return _snapshot(row)
+        return _snapshot(_job_row(s, job_id, acting(actor, c), c))
 
 
 def list_jobs(
@@ -256,15 +273,22 @@ def list_jobs(
     running_only: bool = False,
     limit: int = 50,
     reap: bool = True,
+    actor: Actor | None = None,
     ctx: Context | None = None,
 ) -> list[JobSnapshot]:
-    """The newest ``limit`` jobs (of one session, or all), oldest first; stale ones are marked
-    ``interrupted`` first. ``running_only``: queued and running ones."""
+    """The newest ``limit`` jobs (of one session, or all) that the acting person may see,
+    oldest first; stale ones are marked ``interrupted`` first. ``running_only``: queued and
+    running ones."""
     c = get_context(ctx)
+    who = acting(actor, c)
     if reap:
         reap_stale_jobs(ctx=c)
     with unit_of_work(c.engine) as s:
         q = select(Job).order_by(Job.id.desc()).limit(limit)
+        if not who.is_admin:
+            sessions = select(OptimizationSession.id).where(readable(who, c.settings))
+            own = Job.started_by == who.name if who.signed_in else false()
+            q = q.where(or_(Job.session_id.in_(sessions), and_(Job.session_id.is_(None), own)))
         if session_id is not None:
             q = q.where(Job.session_id == session_id)
         if running_only:
@@ -272,15 +296,17 @@ def list_jobs(
         return [_snapshot(r) for r in reversed(list(s.scalars(q)))]
 
 
-def cancel_job(job_id: int, *, ctx: Context | None = None) -> JobSnapshot:
+def cancel_job(
+    job_id: int, *, actor: Actor | None = None, ctx: Context | None = None
+) -> JobSnapshot:
     """Ask a job to stop: a queued one is cancelled at once; a running one stops at its next
-    token or progress event (its worker, in any process, reads the flag)."""
+    token or progress event (its worker, in any process, reads the flag). Whoever may change
+    the job's session may stop it."""
     c = get_context(ctx)
+    who = acting(actor, c)
     now = utcnow()
     with unit_of_work(c.engine) as s:
-        row = s.get(Job, job_id)
-        if row is None:
-            raise NotFound("job", job_id)
+        row = _job_row(s, job_id, who, c, change=True)
         if row.state == "queued":
             row.state = "cancelled"
             row.finished_at = now
@@ -289,33 +315,44 @@ def cancel_job(job_id: int, *, ctx: Context | None = None) -> JobSnapshot:
         if row.state in JOB_ACTIVE_STATES or row.state == "cancelled":
             row.cancel_requested = True
     host().cancel_local(c.engine, job_id)
-    return get_job(job_id, ctx=c)
+    return get_job(job_id, actor=who, ctx=c)
 
 
-def rerun_job(job_id: int, *, by: str | None = None, ctx: Context | None = None) -> JobSnapshot:
+def rerun_job(
+    job_id: int, *, by: str | None = None, actor: Actor | None = None, ctx: Context | None = None
+) -> JobSnapshot:
     """Submit a finished job again with the same kind, session and parameters (the "Run
     again" button of an interrupted, failed or stopped job)."""
-    old = get_job(job_id, ctx=ctx)
+    c = get_context(ctx)
+    who = acting(actor, c)
+    with unit_of_work(c.engine) as s:
+        old = _snapshot(_job_row(s, job_id, who, c, change=True))
     if not old.finished:
         raise InvalidInput(f"Job {job_id} is still {old.state}; stop it before running it again.")
     return submit_job(
         old.kind,
         session_id=old.session_id,
         params=old.params,
-        by=by or old.started_by,
-        ctx=ctx,
+        by=by,
+        actor=who,
+        ctx=c,
         rerun_of=old.id,
     )
 
 
 def wait_job(
-    job_id: int, timeout: float | None = None, *, ctx: Context | None = None, poll_s: float = 0.1
+    job_id: int,
+    timeout: float | None = None,
+    *,
+    actor: Actor | None = None,
+    ctx: Context | None = None,
+    poll_s: float = 0.1,
 ) -> JobSnapshot:
     """Block until the job is finished (or ``timeout`` passes); its latest snapshot."""
     c = get_context(ctx)
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
-        snap = get_job(job_id, ctx=c)
+        snap = get_job(job_id, actor=actor, ctx=c)
         if snap.finished or (deadline is not None and time.monotonic() >= deadline):
             return snap
         if host().wait_local(c.engine, job_id, poll_s):
@@ -521,6 +558,8 @@ class JobHost:
             if not claimed or row is None:
                 return "skipped"
             kind, session_id, params = row.kind, row.session_id, dict(row.params or {})
+            # the job acts with the rights submit_job checked, under its starter's name
+            as_starter = ctx.acting_as(Actor(name=row.started_by or SYSTEM.name, system=True))
             if row.cancel_requested:
                 held.cancel.set()
         held.state = "running"
@@ -536,7 +575,7 @@ class JobHost:
                     on_token=held.on_token,
                     on_routing=held.on_routing,
                     on_progress=held.on_progress,
-                    ctx=ctx,
+                    ctx=as_starter,
                 )
             )
             state = "cancelled" if held.cancel_raised else "done"

@@ -13,14 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from app.services import sessions
+from app.services.access import Actor, acting, require_create
 from app.services.archives import is_archive, unpack_archive
 from app.services.code import parse_error, top_level_names
 from app.services.context import Context, get_context
 from app.services.errors import CodeDoesNotParse, InvalidInput, WorkloadError
 from app.services.targets import Target, TargetError, locate, resolve
 from app.services.views import SessionInfo, SessionView
-from db import queries
-from db.engine import unit_of_work
 
 #: Below this share of the target's lines executed by the tests, the UI says that correctness
 #: rests mostly on the comparison of outputs with the original's.
@@ -146,7 +145,6 @@ def create_project_session(
     project_tests: list[str] | None = None,
     tests_source: str | None = None,
     title: str | None = None,
-    author: str | None = None,
     mode: str = "chat",
     model: str | None = None,
     tags: list[str] | None = None,
@@ -154,6 +152,7 @@ def create_project_session(
     visibility: str = "team",
     validate: bool = True,
     on_progress: sessions.ProgressFn | None = None,
+    actor: Actor | None = None,
     ctx: Context | None = None,
 ) -> SessionView:
     """A session on ``target`` (MODULE:QUALNAME) in a project directory or archive file
@@ -164,6 +163,8 @@ def create_project_session(
     is stored, nothing ran); then the session is stored with the module's whole source as
     its baseline and validated like any other (see ``sessions.validate_session``)."""
     c = get_context(ctx)
+    who = acting(actor, c)
+    require_create(who)
     t, kind = resolve_source(
         target, project=project, environment=environment, archive=archive, ctx=c
     )
@@ -172,34 +173,24 @@ def create_project_session(
         raise InvalidInput(
             "Project tests need a project directory (they are paths in it)", field="tests"
         )
-    with unit_of_work(c.engine) as s:
-        row = queries.create_session(
-            session=s,
-            title=(title or "").strip() or f"Optimise {t.spec}",
-            baseline_source=t.source,
-            entry_point=t.qualname,
-            workload_source=workload_source,
-            author=author or c.settings.author,
-            visibility=visibility,
-            mode=mode,
-            model=model or c.model,
-            tags=tags,
-            notes=notes,
-            source=columns,
-        )
-        queries.add_candidate(
-            session=s,
-            session_id=row.id,
-            source=t.source,
-            origin="baseline",
-            meta={"iteration": 0, "validation": {"ok": False, "message": "not validated yet"}},
-        )
-        if tests_source and tests_source.strip():
-            sessions._add_user_tests(s, row.id, tests_source)
-        session_id = row.id
+    session_id = sessions.store_new(
+        c,
+        who,
+        title=(title or "").strip() or f"Optimise {t.spec}",
+        baseline_source=t.source,
+        entry_point=t.qualname,
+        workload_source=workload_source,
+        tests_source=tests_source,
+        visibility=visibility,
+        mode=mode,
+        model=model,
+        tags=tags,
+        notes=notes,
+        source=columns,
+    )
     if validate:
-        sessions.validate_session(session_id, on_progress=on_progress, ctx=c)
-    return sessions.get_session(session_id, ctx=c)
+        sessions.validate_session(session_id, on_progress=on_progress, actor=who, ctx=c)
+    return sessions.get_session(session_id, actor=who, ctx=c)
 
 
 def static_checks(info: SessionInfo, tests: str | None) -> None:
@@ -241,7 +232,11 @@ def static_checks(info: SessionInfo, tests: str | None) -> None:
 
 
 def candidate_patch(
-    session_id: int, candidate_id: int | None = None, *, ctx: Context | None = None
+    session_id: int,
+    candidate_id: int | None = None,
+    *,
+    actor: Actor | None = None,
+    ctx: Context | None = None,
 ) -> str:
     """A candidate (default: the session's best) as a unified diff against the original file,
     its path relative to the project root (``target.py`` for a pasted module); "" when the
@@ -249,7 +244,7 @@ def candidate_patch(
     from app.services.errors import NotFound, ServiceError
     from app.services.patches import unified_patch
 
-    view = sessions.get_session(session_id, ctx=ctx)
+    view = sessions.get_session(session_id, actor=actor, ctx=ctx)
     if candidate_id is None:
         cand = view.best
         if cand is None:

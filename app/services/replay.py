@@ -9,13 +9,12 @@ from typing import Any
 from sqlalchemy import select
 
 from app.services import _convert as cv
+from app.services.access import Actor, acting, require_read, session_of_message
 from app.services.context import Context, get_context
-from app.services.errors import NotFound
 from app.services.routing import routing_view
 from app.services.views import ReplayStep, RoutingView
 from db import queries
 from db.engine import unit_of_work
-from db.errors import NotFound as RowNotFound
 from db.models import Candidate, CodeSummary, Evaluation, Message, RoutingTrace
 
 # Within one timestamp: a reply comes before the candidates taken from it, a candidate before
@@ -30,17 +29,17 @@ _ORDER = {
 }
 
 
-def replay(session_id: int, *, ctx: Context | None = None) -> Iterator[ReplayStep]:
+def replay(
+    session_id: int, *, actor: Actor | None = None, ctx: Context | None = None
+) -> Iterator[ReplayStep]:
     """Messages, candidates, evaluations, summaries, ConAIR rounds and comments by time; an
-    assistant message carries its decoded routing trace. The data is read once, up front, so
-    the iterator holds no database connection while a class steps through it."""
+    assistant message carries its decoded routing trace. The data is read once, up front (and
+    the right to read it checked at the call, not at the first step), so the iterator holds no
+    database connection while a class steps through it."""
     c = get_context(ctx)
     events: list[tuple[datetime, int, int, dict[str, Any]]] = []
     with unit_of_work(c.engine) as s:
-        try:
-            queries.get_session(session_id, session=s)
-        except RowNotFound as exc:
-            raise NotFound("session", session_id) from exc
+        require_read(s, session_id, acting(actor, c), c.settings)
         traces = {
             t.message_id: t
             for t in s.scalars(
@@ -106,8 +105,12 @@ def replay(session_id: int, *, ctx: Context | None = None) -> Iterator[ReplaySte
             )
     events.sort(key=lambda e: (_aware(e[0]), e[1], e[2]))
     kinds = {v: k for k, v in _ORDER.items()}
-    for index, (at, order, _, payload) in enumerate(events):
-        yield ReplayStep(index=index, kind=kinds[order], at=_aware(at), **payload)  # type: ignore[arg-type]
+    return iter(
+        [
+            ReplayStep(index=index, kind=kinds[order], at=_aware(at), **payload)  # type: ignore[arg-type]
+            for index, (at, order, _, payload) in enumerate(events)
+        ]
+    )
 
 
 def _aware(at: datetime) -> datetime:
@@ -117,9 +120,12 @@ def _aware(at: datetime) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
-def get_routing(message_id: int, *, ctx: Context | None = None) -> RoutingView | None:
+def get_routing(
+    message_id: int, *, actor: Actor | None = None, ctx: Context | None = None
+) -> RoutingView | None:
     """The decoded routing trace of one assistant message, or None if it has none."""
     c = get_context(ctx)
     with unit_of_work(c.engine) as s:
+        require_read(s, session_of_message(s, message_id), acting(actor, c), c.settings)
         trace = s.scalars(select(RoutingTrace).where(RoutingTrace.message_id == message_id)).first()
         return routing_view(trace) if trace is not None else None

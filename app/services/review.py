@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.services.access import Actor, acting, audit, readable, require_comment, require_read
 from app.services.context import Context, get_context
 from app.services.views import CommentView
 from db.queries import SessionListRow, SortKey
@@ -17,9 +18,11 @@ def list_sessions(
     descending: bool = True,
     limit: int = 100,
     offset: int = 0,
+    actor: Actor | None = None,
     ctx: Context | None = None,
 ) -> tuple[list[SessionListRow], int]:
-    """One page of the session list (frozen rows with aggregates) and the total match count."""
+    """One page of the session list (frozen rows with aggregates) and the total match count,
+    both of the sessions the acting person may read (filtered in SQL)."""
     from dataclasses import replace
 
     from app.services.figures import best_speedup_of
@@ -39,6 +42,7 @@ def list_sessions(
             descending=descending,
             limit=limit,
             offset=offset,
+            where=readable(acting(actor, c), c.settings),
         )
         # the best speedup as the session's header shows it (the person's "Mark best" wins
         # over the fastest measurement): one function computes it for both
@@ -50,12 +54,13 @@ def add_comment(
     session_id: int,
     text: str,
     *,
-    author: str | None = None,
     candidate_id: int | None = None,
     message_id: int | None = None,
+    actor: Actor | None = None,
     ctx: Context | None = None,
 ) -> CommentView:
-    """A review comment on the session, optionally anchored to a candidate or a message of it."""
+    """A review comment on the session, optionally anchored to a candidate or a message of it,
+    by the acting person (anyone signed in who may read the session); audited."""
     from app.services import _convert as cv
     from app.services.errors import InvalidInput, NotFound
     from db import queries
@@ -63,11 +68,12 @@ def add_comment(
     from db.errors import NotFound as RowNotFound
 
     c = get_context(ctx)
+    who = acting(actor, c)
     if not text or not text.strip():
         raise InvalidInput("A comment needs some text.", field="text")
     with unit_of_work(c.engine) as s:
+        require_comment(s, session_id, who, c.settings)
         try:
-            queries.get_session(session_id, session=s)
             if candidate_id is not None:
                 if queries.get_candidate(candidate_id, session=s).session_id != session_id:
                     raise NotFound(f"candidate of session {session_id}:", candidate_id)
@@ -79,19 +85,23 @@ def add_comment(
         row = queries.add_comment(
             session=s,
             session_id=session_id,
-            author=author or c.settings.author,
+            author=who.name,
             text=text.strip(),
             candidate_id=candidate_id,
             message_id=message_id,
         )
+        audit(s, who, "comment", session_id=session_id, detail={"comment_id": row.id})
         return cv.comment_view(row)
 
 
-def list_comments(session_id: int, *, ctx: Context | None = None) -> list[CommentView]:
+def list_comments(
+    session_id: int, *, actor: Actor | None = None, ctx: Context | None = None
+) -> list[CommentView]:
     from app.services import _convert as cv
     from db import queries
     from db.engine import unit_of_work
 
     c = get_context(ctx)
     with unit_of_work(c.engine) as s:
+        require_read(s, session_id, acting(actor, c), c.settings)
         return [cv.comment_view(r) for r in queries.list_comments(session_id, session=s)]

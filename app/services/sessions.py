@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.services import _convert as cv
+from app.services.access import Actor, acting, audit, require_change, require_create, require_read
 from app.services.code import parse_error, top_level_names
 from app.services.context import Context, get_context
 from app.services.errors import (
@@ -101,10 +102,13 @@ def load_view(s: Session, session_id: int) -> SessionView:
     )
 
 
-def get_session(session_id: int, *, ctx: Context | None = None) -> SessionView:
+def get_session(
+    session_id: int, *, actor: Actor | None = None, ctx: Context | None = None
+) -> SessionView:
     """The whole session as plain dataclasses: transcript, candidate tree, tests, figures."""
     c = get_context(ctx)
     with unit_of_work(c.engine) as s:
+        require_read(s, session_id, acting(actor, c), c.settings)
         return load_view(s, session_id)
 
 
@@ -118,7 +122,6 @@ def create_session(
     workload_source: str,
     tests_source: str | None = None,
     title: str | None = None,
-    author: str | None = None,
     mode: str = "chat",
     model: str | None = None,
     tags: list[str] | None = None,
@@ -126,30 +129,72 @@ def create_session(
     visibility: str = "team",
     validate: bool = True,
     on_progress: ProgressFn | None = None,
+    actor: Actor | None = None,
     ctx: Context | None = None,
 ) -> SessionView:
     """Store a new session with its baseline candidate and tests, then (``validate=True``)
-    validate it and evaluate the baseline (see ``validate_session``).
+    validate it and evaluate the baseline (see ``validate_session``). Its author is the
+    acting person (editors and admins create sessions).
 
     The rows are committed before validation, so a mistake in the input never loses what the
     person typed: on failure an ``InvalidInput`` subclass is raised whose ``stored`` holds
     ``{"session_id": ...}`` and the session shows ``ready=False`` with ``validation_error``.
     """
     c = get_context(ctx)
+    who = acting(actor, c)
     entry_point = (entry_point or "").strip()
+    session_id = store_new(
+        c,
+        who,
+        title=(title or "").strip() or f"Optimise {entry_point or 'code'}",
+        baseline_source=baseline_source,
+        entry_point=entry_point,
+        workload_source=workload_source,
+        tests_source=tests_source,
+        visibility=visibility,
+        mode=mode,
+        model=model,
+        tags=tags,
+        notes=notes,
+    )
+    if validate:
+        validate_session(session_id, on_progress=on_progress, actor=who, ctx=c)
+    return get_session(session_id, actor=who, ctx=c)
+
+
+def store_new(
+    c: Context,
+    who: Actor,
+    *,
+    title: str,
+    baseline_source: str,
+    entry_point: str,
+    workload_source: str,
+    tests_source: str | None,
+    visibility: str,
+    mode: str,
+    model: str | None,
+    tags: list[str] | None,
+    notes: str,
+    source: dict[str, Any] | None = None,
+) -> int:
+    """Store a new session (authored by ``who``, who must be allowed to create one), its
+    baseline as candidate 0 (not validated yet) and its tests; audited. Its id."""
+    require_create(who)
     with unit_of_work(c.engine) as s:
         row = queries.create_session(
             session=s,
-            title=(title or "").strip() or f"Optimise {entry_point or 'code'}",
+            title=title,
             baseline_source=baseline_source,
             entry_point=entry_point,
             workload_source=workload_source,
-            author=author or c.settings.author,
+            author=who.name,
             visibility=visibility,
             mode=mode,
             model=model or c.model,
             tags=tags,
             notes=notes,
+            source=source,
         )
         queries.add_candidate(
             session=s,
@@ -161,10 +206,8 @@ def create_session(
         )
         if tests_source and tests_source.strip():
             _add_user_tests(s, row.id, tests_source)
-        session_id = row.id
-    if validate:
-        validate_session(session_id, on_progress=on_progress, ctx=c)
-    return get_session(session_id, ctx=c)
+        audit(s, who, "create", session_id=row.id, detail={"visibility": visibility})
+        return row.id
 
 
 def _add_user_tests(s: Session, session_id: int, source: str) -> None:
@@ -296,7 +339,11 @@ def _record_validation(
 
 
 def validate_session(
-    session_id: int, *, on_progress: ProgressFn | None = None, ctx: Context | None = None
+    session_id: int,
+    *,
+    on_progress: ProgressFn | None = None,
+    actor: Actor | None = None,
+    ctx: Context | None = None,
 ) -> SessionView:
     """Check the inputs (code parses, entry exists, workload defines ``cases()``, tests parse),
     then evaluate the baseline alone in the sandbox: tests must pass and ``cases()`` must yield
@@ -305,7 +352,9 @@ def validate_session(
     ``BaselineTestsFail`` or ``SandboxFailed`` with a precise message; ``stored`` names the
     session, which is kept."""
     c = get_context(ctx)
+    who = acting(actor, c)
     with unit_of_work(c.engine) as s:
+        require_change(s, session_id, who, c.settings)
         view = load_view(s, session_id)
         tests = _user_tests(s, session_id)
     info = view.info
@@ -341,7 +390,7 @@ def validate_session(
         problem.stored["message_id"] = _record_validation(c, session_id, False, str(problem), field)
         raise problem
     _record_validation(c, session_id, True, "")
-    return get_session(session_id, ctx=c)
+    return get_session(session_id, actor=who, ctx=c)
 
 
 def update_session_inputs(
@@ -353,13 +402,15 @@ def update_session_inputs(
     tests_source: str | None = None,
     validate: bool = True,
     on_progress: ProgressFn | None = None,
+    actor: Actor | None = None,
     ctx: Context | None = None,
 ) -> SessionView:
     """Fix the inputs of a session that has no candidates beyond the baseline, and
     re-validate. Refused (``InvalidInput``) once the optimizer has produced candidates."""
     c = get_context(ctx)
+    who = acting(actor, c)
     with unit_of_work(c.engine) as s:
-        row = queries.get_session(session_id, session=s)
+        row = require_change(s, session_id, who, c.settings)
         cands = queries.list_candidates(session_id, session=s)
         if any(x.origin != "baseline" for x in cands):
             raise InvalidInput(
@@ -391,8 +442,8 @@ def update_session_inputs(
             if tests_source.strip():
                 _add_user_tests(s, session_id, tests_source)
     if validate:
-        validate_session(session_id, on_progress=on_progress, ctx=c)
-    return get_session(session_id, ctx=c)
+        validate_session(session_id, on_progress=on_progress, actor=who, ctx=c)
+    return get_session(session_id, actor=who, ctx=c)
 
 
 def update_session_info(
@@ -402,32 +453,46 @@ def update_session_info(
     tags: list[str] | None = None,
     notes: str | None = None,
     visibility: str | None = None,
+    actor: Actor | None = None,
     ctx: Context | None = None,
 ) -> SessionInfo:
+    """Title, tags, notes, visibility: the author's (or an admin's) to change; a change of
+    visibility is audited."""
     c = get_context(ctx)
+    who = acting(actor, c)
     with unit_of_work(c.engine) as s:
-        try:
-            row = queries.get_session(session_id, session=s)
-        except RowNotFound as exc:
-            raise NotFound("session", session_id) from exc
+        row = require_change(s, session_id, who, c.settings)
         if title is not None:
             row.title = title.strip() or row.title
         if tags is not None:
             row.tags = list(tags)
         if notes is not None:
             row.notes = notes
-        if visibility is not None:
+        if visibility is not None and visibility != row.visibility:
+            before = row.visibility
             try:
                 row.visibility = visibility
             except ValueError as exc:
                 raise InvalidInput(str(exc), field="visibility") from exc
+            audit(
+                s,
+                who,
+                "visibility",
+                session_id=session_id,
+                detail={"from": before, "to": visibility},
+            )
         s.flush()
         return cv.session_info(row)
 
 
-def delete_session(session_id: int, *, ctx: Context | None = None) -> None:
+def delete_session(
+    session_id: int, *, actor: Actor | None = None, ctx: Context | None = None
+) -> None:
     c = get_context(ctx)
+    who = acting(actor, c)
     with unit_of_work(c.engine) as s:
+        row = require_change(s, session_id, who, c.settings)
+        audit(s, who, "delete", session_id=session_id, detail={"title": row.title})
         try:
             queries.delete_session(session_id, session=s)
         except RowNotFound as exc:

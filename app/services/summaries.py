@@ -15,6 +15,7 @@ from typing import Any
 from app.llm import prompts
 from app.services import _convert as cv
 from app.services._llm import call_model
+from app.services.access import Actor, acting, require_change, require_read, session_of_candidate
 from app.services.candidates import store_numbered, unified_diff, view_of
 from app.services.code import extract_code, fenced_blocks
 from app.services.context import Context, get_context
@@ -228,6 +229,7 @@ def summarize(
     on_token: TokenFn | None = None,
     on_routing: RoutingFn | None = None,
     on_progress: ProgressFn | None = None,
+    actor: Actor | None = None,
     ctx: Context | None = None,
 ) -> SummaryView:
     """Ask the model for a summary of a candidate whose items point at line spans."""
@@ -235,6 +237,7 @@ def summarize(
     if granularity not in GRANULARITIES:
         raise InvalidInput(f"granularity is one of {', '.join(GRANULARITIES)}", field="granularity")
     with unit_of_work(c.engine) as s:
+        require_change(s, session_of_candidate(s, candidate_id), acting(actor, c), c.settings)
         cand = view_of(s, candidate_id)
         sess = queries.get_session(cand.session_id, session=s)
         model = model or sess.model or c.model
@@ -251,22 +254,28 @@ def summarize(
     )
 
 
-def get_summary(summary_id: int, *, ctx: Context | None = None) -> SummaryView:
+def get_summary(
+    summary_id: int, *, actor: Actor | None = None, ctx: Context | None = None
+) -> SummaryView:
     c = get_context(ctx)
     with unit_of_work(c.engine) as s:
         row = s.get(CodeSummary, summary_id)
         if row is None:
             raise NotFound("summary", summary_id)
+        require_read(s, session_of_candidate(s, row.candidate_id), acting(actor, c), c.settings)
         return cv.summary_view(row)
 
 
-def list_summaries(candidate_id: int, *, ctx: Context | None = None) -> list[SummaryView]:
+def list_summaries(
+    candidate_id: int, *, actor: Actor | None = None, ctx: Context | None = None
+) -> list[SummaryView]:
     c = get_context(ctx)
     with unit_of_work(c.engine) as s:
         try:
             row = queries.get_candidate(candidate_id, session=s)
         except RowNotFound as exc:
             raise NotFound("candidate", candidate_id) from exc
+        require_read(s, row.session_id, acting(actor, c), c.settings)
         return [cv.summary_view(x) for x in row.summaries]
 
 
@@ -279,13 +288,17 @@ def apply_summary_edit(
     on_token: TokenFn | None = None,
     on_routing: RoutingFn | None = None,
     on_progress: ProgressFn | None = None,
+    actor: Actor | None = None,
     ctx: Context | None = None,
 ) -> SummaryEditResult:
     """Send code + original summary + edited summary (differences pointed out) to the LLM,
     store the returned code as a candidate (origin ``summary``), evaluate it, refresh the
     summary and report which items changed."""
     c = get_context(ctx)
-    original = get_summary(summary_id, ctx=c)
+    who = acting(actor, c)
+    original = get_summary(summary_id, actor=who, ctx=c)
+    with unit_of_work(c.engine) as s:
+        require_change(s, session_of_candidate(s, original.candidate_id), who, c.settings)
     edits = diff_items(original.items, list(edited_items))
     if not edits:
         raise InvalidInput("The edited summary is the same as the original; change an item first.")

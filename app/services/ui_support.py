@@ -17,20 +17,8 @@ from app.services.views import (
     EvaluationView,
     ReplayStep,
     RoutingView,
-    SessionInfo,
     SpeedupPoint,
 )
-
-
-def default_author(*, ctx: Context | None = None) -> str:
-    return get_context(ctx).settings.author
-
-
-def can_view(info: SessionInfo, viewer: str) -> bool:
-    """``private`` sessions are for their author only; ``team`` and ``public`` for everyone who
-    can reach this instance (perfloop has no accounts: the viewer is the name they gave)."""
-    return info.visibility != "private" or info.author == viewer
-
 
 # --- settings -------------------------------------------------------------------------------
 

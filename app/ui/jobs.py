@@ -13,6 +13,7 @@ import streamlit as st
 from app import services
 from app.services import JobSnapshot
 from app.ui.errors import message_for_job, show_message
+from app.ui.identity import actor
 
 #: Seconds between two looks at a running job (each redraws the streamed text and heatmap).
 POLL_S = 1.0
@@ -91,10 +92,8 @@ def remember(job: JobSnapshot) -> None:
 def start(kind: str, *, session_id: int | None = None, **params: Any) -> JobSnapshot:
     """Submit a job (``services.submit_job``) as the person at this browser and remember it
     here; the outcomes of this browser's earlier jobs stop being shown."""
-    from app.ui.state import author
-
     _dismiss_finished()
-    job = services.submit_job(kind, session_id=session_id, params=params, by=author())
+    job = services.submit_job(kind, session_id=session_id, params=params, actor=actor())
     remember(job)
     return job
 
@@ -102,16 +101,14 @@ def start(kind: str, *, session_id: int | None = None, **params: Any) -> JobSnap
 def _dismiss_finished(job_id: int | None = None) -> None:
     """Stop showing the outcome of ``job_id`` (default: of every finished job)."""
     seen = st.session_state.setdefault(_SEEN, [])
-    for job in services.list_jobs(reap=False):
+    for job in services.list_jobs(reap=False, actor=actor()):
         if job.id not in seen and (job_id is None or job.id == job_id) and job.finished:
             seen.append(job.id)
 
 
 def _run_again(job_id: int) -> None:
-    from app.ui.state import author
-
     _dismiss_finished(job_id)
-    remember(services.rerun_job(job_id, by=author()))
+    remember(services.rerun_job(job_id, actor=actor()))
 
 
 def _snapshots(session_id: int | None) -> list[JobSnapshot]:
@@ -127,7 +124,7 @@ def _snapshots(session_id: int | None) -> list[JobSnapshot]:
     now = datetime.now(UTC)
     running: list[JobSnapshot] = []
     finished: list[JobSnapshot] = []
-    for snap in services.list_jobs(session_id):
+    for snap in services.list_jobs(session_id, actor=actor()):
         if not snap.finished:
             running.append(snap)
         elif snap.id not in seen and (
@@ -151,7 +148,7 @@ def shown_errors(session_id: int | None) -> list[str]:
 def state_of(job_id: int) -> str | None:
     """A job's state (running / done / failed / cancelled), None when it is unknown."""
     try:
-        return services.get_job(job_id).state
+        return services.get_job(job_id, actor=actor()).state
     except Exception:  # noqa: BLE001 - a forgotten job has no state to show
         return None
 
@@ -191,6 +188,11 @@ def job_panel(
     if not snaps:
         return
     running = any(not s.finished for s in snaps)
+    who = actor()
+    may_stop = {
+        sid: services.permissions(sid, actor=who).change if sid is not None else who.signed_in
+        for sid in {s.session_id for s in snaps}
+    }
 
     @st.fragment(run_every=POLL_S if running else None)
     def panel() -> None:
@@ -200,12 +202,12 @@ def job_panel(
             with st.container(border=True):
                 st.caption(f"{snap.kind} · job {snap.id} · {snap.state}")
                 if snap.finished:
-                    _finish(snap, on_result)
-                else:
+                    _finish(snap, on_result, may_stop.get(snap.session_id, False))
+                elif may_stop.get(snap.session_id, False):
                     st.button(
                         "Stop",
                         key=f"stop_job_{snap.id}",
-                        on_click=lambda i=snap.id: services.cancel_job(i),
+                        on_click=lambda i=snap.id: services.cancel_job(i, actor=actor()),
                     )
                 show_snapshot(snap, routing=routing)
         if running != still:
@@ -216,7 +218,9 @@ def job_panel(
     panel()
 
 
-def _finish(snap: JobSnapshot, on_result: Callable[[JobSnapshot], None] | None) -> None:
+def _finish(
+    snap: JobSnapshot, on_result: Callable[[JobSnapshot], None] | None, may_rerun: bool
+) -> None:
     """A finished job's outcome stays until the person dismisses it or starts another job."""
     st.button("Dismiss", key=f"dismiss_job_{snap.id}", on_click=_dismiss_finished, args=(snap.id,))
     if snap.state == "failed":
@@ -227,5 +231,5 @@ def _finish(snap: JobSnapshot, on_result: Callable[[JobSnapshot], None] | None) 
         st.warning(snap.error or "Interrupted.")
     elif on_result is not None:
         on_result(snap)
-    if snap.state in ("interrupted", "failed", "cancelled"):
+    if may_rerun and snap.state in ("interrupted", "failed", "cancelled"):
         st.button("Run again", key=f"rerun_job_{snap.id}", on_click=_run_again, args=(snap.id,))

@@ -13,8 +13,9 @@ from app import services
 from app.services import SessionView, SummaryItem
 from app.ui import jobs
 from app.ui.errors import guard
+from app.ui.identity import actor
 from app.ui.models import chosen as chosen_model
-from app.ui.state import KEEP, author, default
+from app.ui.state import KEEP, default
 
 _HL = "#FFF3B0"  # highlighted lines (pale yellow: readable for every colour vision)
 
@@ -207,7 +208,6 @@ def _questions(state: services.ConairState, *, busy: bool, model: str | None) ->
                 "conair answer",
                 session_id=sid,
                 answers=answers,
-                validated_by=author(),
                 model=model,
             )
             st.rerun()
@@ -220,7 +220,7 @@ def conair_panel(view: SessionView, *, model: str | None = None) -> None:
     sid = view.info.id
     state = None
     try:
-        state = services.conair_state(sid)
+        state = services.conair_state(sid, actor=actor())
     except services.NotFound:
         state = None
     except Exception as exc:  # noqa: BLE001 - shown as one message
@@ -305,7 +305,7 @@ def summary_panel(view: SessionView) -> None:
     cand = view.candidate(cid)
     summaries: list[services.SummaryView] = []
     with guard("reading the summaries"):
-        summaries = services.list_summaries(cid)
+        summaries = services.list_summaries(cid, actor=actor())
     if st.button("Summarize", key=f"summarize_{sid}", disabled=busy or not view.ready):
         with guard("starting the summary"):
             jobs.start(

@@ -34,12 +34,10 @@ def open_session(session_id: int | None) -> None:
 
 def session_picker(key: str, *, allow_new: bool = False, label: str = "Session") -> int | None:
     """A select box over the most recent sessions; returns the chosen id (None: new / none)."""
-    current = current_session()
-    from app.ui.state import author
+    from app.ui.identity import actor
 
-    viewer = author()
-    rows, _total = services.list_sessions(limit=200)
-    rows = [r for r in rows if r.visibility != "private" or r.author == viewer]
+    current = current_session()
+    rows, _total = services.list_sessions(limit=200, actor=actor())
     titles = {r.id: f"#{r.id} · {r.title}" for r in rows}
     options: list[int] = ([NEW] if allow_new else []) + list(titles)
     if current and current not in titles:

@@ -11,12 +11,14 @@ import streamlit as st
 
 from app import services
 from app.services import examples, projects
+from app.services.access import Actor
 from app.ui import jobs, nav
 from app.ui.code import code_input, set_code
 from app.ui.errors import guard
+from app.ui.identity import actor
 from app.ui.models import chosen as chosen_model
 from app.ui.models import model_picker
-from app.ui.state import KEEP, author, default
+from app.ui.state import KEEP, default
 
 SOURCES = {
     "paste": "Paste a module",
@@ -119,9 +121,10 @@ def project_session_form(source: str) -> None:
             height=80,
             placeholder="tests/test_stats.py::test_extrema",
         )
-    cols = st.columns([3, 2])
+    cols = st.columns([3, 2, 2])
     cols[0].text_input("Title", key=f"{K}title")
     cols[1].selectbox("Mode", ["chat", "summary"], key=f"{K}mode")
+    cols[2].selectbox("Visibility", ["team", "public", "private"], key=f"{K}visibility")
     model_picker("project")
     code_input("Workload", f"{K}workload", height=12, help=WORKLOAD_HELP)
     if st.button("Create session and run the baseline", type="primary", key="proj:create"):
@@ -139,7 +142,8 @@ def project_session_form(source: str) -> None:
                 project_tests=[*picked, *typed] or None,
                 workload_source=s[f"{K}workload"],
                 title=s[f"{K}title"].strip() or None,
-                author=author(),
+                actor=actor(),
+                visibility=s[f"{K}visibility"],
                 mode=s[f"{K}mode"],
                 model=chosen_model("project"),
                 validate=False,  # stored now; validated in the background below
@@ -153,9 +157,9 @@ def project_session_form(source: str) -> None:
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _details(session_id: int, candidate_id: int, updated: str) -> projects.CardDetails:
+def _details(session_id: int, candidate_id: int, updated: str, who: Actor) -> projects.CardDetails:
     del updated  # part of the cache key only: a new evaluation gives new details
-    return projects.card_details(services.get_session(session_id), candidate_id)
+    return projects.card_details(services.get_session(session_id, actor=who), candidate_id)
 
 
 def card_extras(view: services.SessionView) -> Callable[[services.CandidateView, str], None]:
@@ -166,7 +170,7 @@ def card_extras(view: services.SessionView) -> Callable[[services.CandidateView,
         if not view.info.is_module:
             return
         ev = c.evaluation
-        d = _details(view.info.id, c.id, str(ev.finished_at if ev else None))
+        d = _details(view.info.id, c.id, str(ev.finished_at if ev else None), actor())
         if c.origin == "baseline" and d.coverage is not None:
             st.caption("Coverage: " + d.coverage.text(view.info.entry_point))
             if d.coverage.warning():

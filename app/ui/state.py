@@ -22,10 +22,3 @@ def default(key: str, value: Any) -> Any:
     if key not in st.session_state:
         st.session_state[key] = value
     return st.session_state[key]
-
-
-def author() -> str:
-    """Who is using this browser session (the sidebar's "Your name")."""
-    from app.services.ui_support import default_author
-
-    return st.session_state.get(f"{KEEP}author") or default_author()

@@ -18,6 +18,13 @@ That is the *fixed* protocol (``timing.sequential: false``): its CI is valid at 
 number of rounds decided in advance. The *sequential* protocol (the default) looks after every
 round and stops as soon as the answer is settled, so it needs an interval that stays valid at
 every look: :func:`confidence_sequence` below.
+
+A slow workload may use up the time budget before the confidence sequence settles (a few
+rounds of seconds each: its width after 2 rounds is ~40 round-to-round sds). Then one *final
+look* decides: the fixed protocol's bootstrap CI at level 1 - ``ALPHA_FINAL`` on every round
+taken (:func:`final_look`). The error rate is split, ``ALPHA_SEQUENTIAL`` for the looks of the
+confidence sequence and ``ALPHA_FINAL`` for the final one, so by the union bound the chance of
+a wrong ``faster``/``slower`` over the whole procedure stays within ``ALPHA`` (0.05).
 """
 
 from __future__ import annotations
@@ -28,8 +35,11 @@ from dataclasses import dataclass
 
 N_BOOTSTRAP = 4000
 
-#: Error rate of the confidence sequence: P(the true speedup ever leaves the interval) <= ALPHA.
+#: Error rate of the whole sequential procedure, split between the confidence sequence
+#: (P(the true speedup ever leaves the interval) <= ALPHA_SEQUENTIAL) and the final look.
 ALPHA = 0.05
+ALPHA_FINAL = 0.01
+ALPHA_SEQUENTIAL = ALPHA - ALPHA_FINAL
 #: Noise band around 1: a sequential CI inside [1/(1+b), 1+b] settles ``not significant``; one
 #: outside it settles ``faster``/``slower``. 2%: the run-to-run spread of a typical machine.
 NOISE_BAND = 0.02
@@ -63,8 +73,11 @@ def verdict_for(ci95: tuple[float, float]) -> str:
     return "not significant"
 
 
-def estimate_speedup(rounds: list[list[float]], seed: int = 0) -> SpeedupEstimate:
-    """``rounds``: per round, the paired ratios (baseline time / candidate time)."""
+def estimate_speedup(
+    rounds: list[list[float]], seed: int = 0, alpha: float = ALPHA
+) -> SpeedupEstimate:
+    """``rounds``: per round, the paired ratios (baseline time / candidate time); the CI at
+    level 1 - ``alpha`` (0.95 by default)."""
     import numpy as np
 
     rounds = [r for r in rounds if r]
@@ -78,7 +91,8 @@ def estimate_speedup(rounds: list[list[float]], seed: int = 0) -> SpeedupEstimat
     pick_rounds = rng.integers(0, n_rounds, size=(N_BOOTSTRAP, n_rounds))
     pick_pairs = rng.integers(0, k, size=(N_BOOTSTRAP, n_rounds, k))
     resampled = logs[pick_rounds[:, :, None], pick_pairs].reshape(N_BOOTSTRAP, -1)
-    low, high = np.exp(np.percentile(np.median(resampled, axis=1), [2.5, 97.5]))
+    tail = 100 * alpha / 2
+    low, high = np.exp(np.percentile(np.median(resampled, axis=1), [tail, 100 - tail]))
     ci = (float(min(low, point)), float(max(high, point)))
     return SpeedupEstimate(point, ci, verdict_for(ci), n_rounds * k, n_rounds)
 
@@ -181,7 +195,7 @@ def settled(ci95: tuple[float, float], band: float = NOISE_BAND) -> bool:
 
 
 def sequential_estimate(
-    rounds: list[list[float]], band: float = NOISE_BAND, alpha: float = ALPHA
+    rounds: list[list[float]], band: float = NOISE_BAND, alpha: float = ALPHA_SEQUENTIAL
 ) -> SpeedupEstimate:
     """The speedup after the rounds so far: ``exp`` of the mean per-round median log-ratio and
     the confidence sequence around it (an interval valid at whatever round timing stops)."""
@@ -193,6 +207,18 @@ def sequential_estimate(
     return SpeedupEstimate(
         _exp(mean), ci, sequential_verdict(ci, band), sum(len(r) for r in rounds), len(rounds)
     )
+
+
+def final_look(
+    rounds: list[list[float]], sequential: SpeedupEstimate, seed: int = 0
+) -> SpeedupEstimate | None:
+    """Timing ended (budget or rounds used up) before the confidence sequence settled: the
+    fixed protocol's CI at level 1 - ``ALPHA_FINAL`` on every round, when it decides
+    (``faster``/``slower``); None when it does not either (the sequence's answer stands)."""
+    if settled(sequential.ci95) or len([r for r in rounds if r]) < 2:
+        return None
+    final = estimate_speedup(rounds, seed=seed, alpha=ALPHA_FINAL)
+    return final if final.verdict != "not significant" else None
 
 
 def _exp(x: float) -> float:

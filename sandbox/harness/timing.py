@@ -17,7 +17,9 @@
   default 2) each candidate's anytime-valid confidence sequence is computed
   (``stats.sequential_estimate``); a candidate stops (``settled``) once its CI lies outside the
   noise band (``noise_band``, ±2%: faster/slower) or inside it (not significant). Looking after
-  every round is what the confidence sequence allows: its 95% holds at any stopping round.
+  every round is what the confidence sequence allows: its 96% holds at any stopping round.
+  A candidate still undecided when timing ends (budget, ``max_rounds``) gets one final look:
+  the fixed protocol's 99% CI on all its rounds (``stats.final_look``; 4% + 1% = 5% in all).
 - Fixed protocol (``sequential: false``): after ``min_rounds`` (default 4) rounds the bootstrap
   CI is computed and sampling stops once its half-width is within ``target_rel_ci`` (but not
   before ``early_stop_rounds``).
@@ -43,6 +45,7 @@ from .stats import (
     NOISE_BAND,
     SpeedupEstimate,
     estimate_speedup,
+    final_look,
     sequential_estimate,
     settled,
 )
@@ -174,6 +177,19 @@ def estimate(rounds: list[list[float]], opts: dict, seed: int = 0) -> SpeedupEst
     return estimate_speedup(rounds, seed=seed)
 
 
+def decide(
+    rounds: list[list[float]], opts: dict, stopped: str | None, seed: int = 0
+) -> tuple[SpeedupEstimate, bool]:
+    """The estimate timing reports once it has stopped for ``stopped``; True when the final look
+    decided it (sequential timing that ran out of budget or rounds before settling)."""
+    est = estimate(rounds, opts, seed=seed)
+    if opts.get("sequential", True) and stopped in ("budget", "max_rounds"):
+        final = final_look(rounds, est, seed=seed)
+        if final is not None:
+            return final, True
+    return est, False
+
+
 def measure(sup, roles: list[str], opts: dict, cpus: list | None = None) -> dict:  # noqa: ANN001
     """Time ``roles`` (``baseline`` first, then the candidates) on ``cpus`` (default: every CPU
     this process may use; one CPU when other stages run beside the timing)."""
@@ -208,6 +224,7 @@ class _Side:
         self.failure: tuple[str, str] | None = None
         self.duration_s = 0.0
         self.estimate: SpeedupEstimate | None = None
+        self.final_look = False  # decided by the final fixed-protocol look (stats.final_look)
 
 
 def _measure(sup, roles: list[str], opts: dict, cpus: list | None) -> dict:  # noqa: ANN001
@@ -352,9 +369,14 @@ def _measure(sup, roles: list[str], opts: dict, cpus: list | None) -> dict:  # n
         if len(rounds) >= 2 and now + (now - round_start) > budget_end:
             stop_reason = "budget"
             break
-    for side in sides.values():
+    for role, side in sides.items():
         if side.stopped is None:
             side.stopped = stop_reason
+            if side.estimate is not None:
+                clock = choose_clock({"baseline": samples["baseline"], role: samples[role]}, blocks)
+                side.estimate, side.final_look = decide(
+                    ratios_by_round(rounds, clock, role), opts, side.stopped, seed=seed or 0
+                )
     if not rounds and not (many and all(s.failure for s in sides.values())):
         raise Stop("error", "timing produced no samples")
     clock = choose_clock(samples, blocks)
@@ -384,6 +406,8 @@ def _measure(sup, roles: list[str], opts: dict, cpus: list | None) -> dict:  # n
                 "ci95": list(side.estimate.ci95),
                 "verdict": side.estimate.verdict,
             }
+            if side.final_look:
+                info["estimate"]["final_look"] = True
         result["candidates"][role] = info
     if len(roles) == 2 and "estimate" in result["candidates"][roles[1]]:
         result["estimate"] = result["candidates"][roles[1]]["estimate"]

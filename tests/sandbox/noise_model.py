@@ -58,7 +58,11 @@ def simulate_sequence(
     band: float = NOISE_BAND,
 ) -> tuple[SpeedupEstimate, str]:
     """One sequential timing stage as sandbox/harness/timing.py runs it: a look after every
-    round from the second, stop once settled. Returns (the final estimate, why it stopped)."""
+    round from the second, stop once settled, else the final look after ``max_rounds`` (a
+    small ``max_rounds`` stands for a slow workload's time budget). Returns (the final
+    estimate, why it stopped)."""
+    from sandbox.harness.timing import decide
+
     rounds: list[list[float]] = []
     est = None
     for _ in range(max_rounds):
@@ -68,4 +72,5 @@ def simulate_sequence(
             if settled(est.ci95, band):
                 return est, "settled"
     assert est is not None
-    return est, "max_rounds"
+    final, _ = decide(rounds, {"sequential": True, "noise_band": band}, "max_rounds")
+    return final, "max_rounds"

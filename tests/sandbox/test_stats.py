@@ -146,3 +146,22 @@ def test_sequential_verdict_and_settling_rules():
     assert not settled((1.01, 1.5)) and not settled((0.95, 1.01))
     est = sequential_estimate([[2.0, 2.02, 1.98]] * 3)
     assert est.ci95[0] <= est.speedup <= est.ci95[1] and est.rounds == 3 and est.pairs == 9
+
+
+def test_the_final_look_decides_a_clear_speedup_the_budget_cut_short() -> None:
+    from sandbox.harness.timing import decide
+
+    # A slow workload: the budget allowed two rounds; a clear 7x whose rounds differ by 10%.
+    rounds = [[7.0, 7.1, 6.9], [7.7, 7.8, 7.6]]
+    opts = {"sequential": True}
+    sequential, final = decide(rounds, opts, "settled")
+    assert not final and sequential.verdict == "not significant"  # the CS is still wide
+    assert sequential.ci95[0] < 1.0 < 7.0 < sequential.ci95[1]
+    decided, final = decide(rounds, opts, "budget")
+    assert final and decided.verdict == "faster"
+    assert 6.9 <= decided.ci95[0] < decided.speedup < decided.ci95[1] <= 7.8 + 1e-9
+    # ... and it never turns an A/A difference into a verdict
+    same = [[1.01, 0.99, 1.0], [0.98, 1.02, 1.0]]
+    assert decide(same, opts, "budget") == (decide(same, opts, "settled")[0], False)
+    # the fixed protocol has no final look
+    assert decide(rounds, {"sequential": False}, "budget")[1] is False

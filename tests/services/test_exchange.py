@@ -33,10 +33,18 @@ def build_session(ctx) -> int:
     services.summarize(cand.id, ctx=ctx)
     services.mark_best(cand.id, ctx=ctx)
     services.add_comment(
-        sid, "Nice: the set is built once.", author="grace", candidate_id=cand.id, ctx=ctx
+        sid,
+        "Nice: the set is built once.",
+        actor=services.Actor(name="grace", role="viewer"),
+        candidate_id=cand.id,
+        ctx=ctx,
     )
     services.add_comment(
-        sid, "Reviewed.", author="ada", message_id=turn.assistant_message_id, ctx=ctx
+        sid,
+        "Reviewed.",
+        actor=services.Actor(name="ada", role="editor"),
+        message_id=turn.assistant_message_id,
+        ctx=ctx,
     )
     from db import queries
     from db.engine import unit_of_work

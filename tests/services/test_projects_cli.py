@@ -186,12 +186,11 @@ def pillow_env(tmp_path_factory) -> Path:
 def test_the_pillow_example_end_to_end_through_the_cli_recorded_transcript(
     default_ctx, pillow_env, tmp_path, capsys
 ):
-    # The sandbox's fixed protocol (its other defaults as they are): these are figures we report.
-    # Known limit of sequential timing, left open in issue 13: on this slow-to-start workload
-    # (PIL imported from the environment per process) with two candidates sharing the machine,
-    # the 9 s budget ends after too few rounds for the confidence sequence to settle a ×8
-    # speedup, and the verdict is "not significant".
-    default_ctx.sandbox_timing = {"sequential": False}
+    # The sandbox's default timing, as a person gets it. On this slow-to-start workload (PIL
+    # imported from the environment per process) with two candidates sharing the machine, the
+    # budget may end before the confidence sequence settles the ×8 speedup: the final look
+    # (sandbox/harness/stats.py) decides it then.
+    default_ctx.sandbox_timing = None
     workload = tmp_path / "images.py"
     workload.write_text(PILLOW_WORKLOAD)
     tests = tmp_path / "test_extrema.py"

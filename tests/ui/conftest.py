@@ -50,9 +50,28 @@ def _forget_jobs() -> None:
     wait_for_jobs()
 
 
-def _open_page(page: str, **query: str) -> AppTest:
-    """Open ``pages/<page>.py`` from the entry point, with optional URL query parameters."""
+#: An ``[auth]`` section as a team deployment has it (st.login is not called by these tests:
+#: ``AppTest.user`` plays the identity the provider would have returned).
+AUTH_SECRETS = {
+    "redirect_uri": "http://localhost:8501/oauth2callback",
+    "cookie_secret": "test-cookie-secret",
+    "client_id": "perfloop",
+    "client_secret": "secret",
+    "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration",
+}
+
+
+def _open_page(page: str, *, user: str | None = None, team: bool = False, **query: str) -> AppTest:
+    """Open ``pages/<page>.py`` from the entry point, with optional URL query parameters.
+    ``team``/``user``: sign-in configured, and signed in as ``user`` (None: anonymous)."""
     at = AppTest.from_file(MAIN, default_timeout=60)
+    if team or user:
+        at.secrets["auth"] = dict(AUTH_SECRETS)
+        at.user = (
+            {"is_logged_in": True, "email": user, "sub": f"sub-{user}", "iss": "test-idp"}
+            if user
+            else {"is_logged_in": False}
+        )
     at.query_params.update(query)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
@@ -139,7 +158,7 @@ def _seed(path: Path) -> dict[str, int]:
         workload_source=examples.WORKLOAD,
         tests_source=examples.TESTS,
         title="Seeded session",
-        author="ada",
+        actor=services.Actor(name="ada", role="editor"),
         tags=["demo"],
         ctx=ctx,
     )

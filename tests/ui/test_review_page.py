@@ -48,15 +48,6 @@ def test_empty_comment_is_refused_with_a_message(seeded, seeded_at) -> None:  # 
     assert services.list_comments(sid) == []
 
 
-def test_private_session_is_only_for_its_author(seeded, seeded_at) -> None:  # noqa: ANN001
-    services.update_session_info(seeded.session_id, visibility="private")
-    at = seeded_at("review", session=str(seeded.session_id))
-    assert any("private to ada" in e.value for e in at.error)
-    assert "Use a generator" not in texts(at)
-    at.sidebar.text_input(key="keep:author").input("ada").run()
-    assert not at.error and "Use a generator" in texts(at)
-
-
 def test_export_json_and_import_it_back(seeded, seeded_at) -> None:  # noqa: ANN001
     sid = seeded.session_id
     at = seeded_at("review", session=str(sid))

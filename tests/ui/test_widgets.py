@@ -99,13 +99,6 @@ def test_highlighted_lines() -> None:
     assert page.count("background:#FFF3B0") == 2
 
 
-def test_private_sessions_only_for_their_author() -> None:
-    from app.services.views import SessionInfo
-
-    info = SessionInfo(1, "t", "ada", NOW, NOW, "private", "chat", None, "f", "", "", [], "")
-    assert ui_support.can_view(info, "ada") and not ui_support.can_view(info, "bob")
-
-
 def test_classroom_series_grows_with_the_steps() -> None:
     from app.services.views import ReplayStep
 
