@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     default_model: str = Field(
         default=LOCAL_DEFAULT_MODEL, description="litellm model string used when none is chosen."
     )
+    moe_url: str | None = Field(
+        default=None,
+        description="The MoE server (`python -m app.moe serve`) that runs perfloop-moe/... "
+        "models; unset: they run in this process.",
+    )
     moe_model_path: str = Field(
         default="default",
         description="GGUF file or HF checkpoint dir for the local backend; 'default' = SmolLM2.",

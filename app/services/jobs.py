@@ -193,6 +193,15 @@ def submit_job(
     now = utcnow()
     try:
         with unit_of_work(c.engine) as s:
+            # A job acts on the rows its params name (a candidate, a summary, tests): they must
+            # be of its session, and that session is the one whose rights are checked.
+            for sid in _sessions_named(s, values):
+                if session_id is None:
+                    session_id = sid
+                elif sid != session_id:
+                    raise InvalidInput(
+                        f"The {kind} job names rows of session {sid}, not of session {session_id}."
+                    )
             if session_id is not None:
                 require_change(s, session_id, who, c.settings)
             elif not who.signed_in:
@@ -233,6 +242,31 @@ def submit_job(
 
         worker.enqueue(job_id, c)
     return get_job(job_id, actor=who, ctx=c)
+
+
+def _sessions_named(s: Any, params: dict[str, Any]) -> set[int]:
+    """The sessions of the candidates, summaries and test cases a job's params name."""
+    from db.models import Candidate, CodeSummary, TestCase
+
+    found: set[int] = set()
+
+    def of(model: Any, ident: Any) -> Any:
+        if not isinstance(ident, int) or isinstance(ident, bool):
+            raise InvalidInput(f"{model.__tablename__} id must be a number, got {ident!r}")
+        row = s.get(model, ident)
+        if row is None:
+            raise NotFound(model.__tablename__.replace("_", " "), ident)
+        return row
+
+    for key in ("candidate_id", "parent_id"):
+        if params.get(key) is not None:
+            found.add(of(Candidate, params[key]).session_id)
+    if params.get("summary_id") is not None:
+        found.add(of(Candidate, of(CodeSummary, params["summary_id"]).candidate_id).session_id)
+    for answer in params.get("answers") or []:
+        if isinstance(answer, dict) and answer.get("test_case_id") is not None:
+            found.add(of(TestCase, answer["test_case_id"]).session_id)
+    return found
 
 
 def _busy_job(engine: Engine, session_id: int | None) -> Job | None:

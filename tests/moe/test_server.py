@@ -121,7 +121,44 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_cli_server_with_the_openai_client(default_engine, moe_data_dir):
+def _perfloop_through_the_server(url: str, engine, monkeypatch) -> None:  # noqa: ANN001
+    """``PERFLOOP_MOE_URL``: perfloop's own client runs ``perfloop-moe/default`` on the server;
+    the tokens and their routing arrive while they stream, as from the in-process engine."""
+    from app.config import get_settings
+    from app.llm.client import stream_chat
+
+    messages = [{"role": "user", "content": "Write a Python function that adds two numbers."}]
+    here_tokens, here_routing = [], []
+    here = stream_chat(
+        "perfloop-moe/default",
+        messages,
+        max_tokens=8,
+        on_token=here_tokens.append,
+        on_routing=here_routing.append,
+    )
+    monkeypatch.setenv("PERFLOOP_MOE_URL", url)
+    get_settings.cache_clear()
+    try:
+        assert get_settings().moe_url == url
+        tokens, routing = [], []
+        there = stream_chat(
+            "perfloop-moe/default",
+            messages,
+            max_tokens=8,
+            on_token=tokens.append,
+            on_routing=routing.append,
+        )
+    finally:
+        monkeypatch.delenv("PERFLOOP_MOE_URL")
+        get_settings.cache_clear()
+    assert there.text == here.text and "".join(tokens) == here.text  # greedy: the same reply
+    assert [e.experts for e in routing] == [e.experts for e in here_routing]
+    assert len(routing) == there.completion_tokens == 8
+    assert there.routing_info is not None and there.routing_info.moefied
+    assert there.routing_info.expert_count == engine.info.expert_count
+
+
+def test_cli_server_with_the_openai_client(default_engine, moe_data_dir, monkeypatch):
     import openai
 
     port = _free_port()
@@ -154,6 +191,7 @@ def test_cli_server_with_the_openai_client(default_engine, moe_data_dir):
         assert len(routed) == 6 and len(routed[0]["experts"]) == 30
         with pytest.raises(openai.NotFoundError):
             client.chat.completions.create(model="nope", messages=USER)
+        _perfloop_through_the_server(f"http://127.0.0.1:{port}", default_engine, monkeypatch)
         partitions = list((moe_data_dir / "moe").glob("*.npz"))
         assert partitions == [default_engine.partition_path]
     finally:
