@@ -389,12 +389,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     try:
         who = _actor(args)
-        if args.format == "patch":
-            from app.services.projects import candidate_patch
-
-            text = candidate_patch(args.session_id, args.candidate, actor=who)
-        else:
-            text = services.export_session(args.session_id, args.format, actor=who)
+        text = services.export_session(
+            args.session_id, args.format, candidate_id=args.candidate, actor=who
+        )
     except services.ServiceError as exc:
         print(f"perfloop: {exc}", file=sys.stderr)
         return EXIT_ERROR

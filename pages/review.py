@@ -157,9 +157,48 @@ def import_section() -> None:
             nav.open_session(imported.info.id)
 
 
+VISIBILITY = {
+    "private": "private — its author and the admins",
+    "team": "team — everyone signed in",
+    "public": "public — also readers who are not signed in, where the instance allows them",
+}
+
+
+def settings_section(view: services.SessionView) -> None:
+    """Title, tags and visibility, for the author and the admins."""
+    sid, info = view.info.id, view.info
+    with st.expander("Session settings"):
+        for key, value in (("title", info.title), ("tags", ", ".join(info.tags))):
+            if f"review:{sid}:{key}" not in st.session_state:
+                st.session_state[f"review:{sid}:{key}"] = value
+        if f"review:{sid}:visibility" not in st.session_state:
+            st.session_state[f"review:{sid}:visibility"] = info.visibility
+        st.text_input("Title", key=f"review:{sid}:title")
+        st.text_input("Tags (comma separated)", key=f"review:{sid}:tags")
+        st.radio(
+            "Who may read it", list(VISIBILITY), key=f"review:{sid}:visibility",
+            format_func=VISIBILITY.get,
+        )  # fmt: skip
+        if st.button("Save settings", key=f"review_settings_{sid}"):
+            s = st.session_state
+            with guard("saving the session settings"):
+                services.update_session_info(
+                    sid,
+                    title=s[f"review:{sid}:title"],
+                    tags=[t.strip() for t in s[f"review:{sid}:tags"].split(",") if t.strip()],
+                    visibility=s[f"review:{sid}:visibility"],
+                    actor=actor(),
+                )
+                st.toast("Saved.")
+                st.rerun()
+
+
 def review(sid: int) -> None:
-    view = services.get_session(sid, actor=actor())
+    who = actor()
+    view = services.get_session(sid, actor=who)
     header(view)
+    if services.permissions(sid, actor=who).change:
+        settings_section(view)
     st.caption(f"Shareable link: `?session={sid}` on this page.")
     tabs = st.tabs(["Transcript", "Candidates", "Speedup", "Compare", "Comments", "Export"])
     with tabs[0]:

@@ -7,7 +7,7 @@ Everything returned is a frozen dataclass from ``app.services.views``; errors ar
 Every use-case that reads or changes a session takes ``actor=`` (who acts; see
 ``app.services.access`` for the rules) and refuses with ``Forbidden``.
 Long operations take ``on_token`` / ``on_routing`` / ``on_progress`` callbacks; in the
-background they run as durable jobs: ``submit_job(kind, session_id=..., params=..., by=...)``,
+background they run as durable jobs: ``submit_job(kind, session_id=..., params=..., actor=...)``,
 then poll ``get_job(id)`` (a ``JobSnapshot`` read from the job's row), ``cancel_job``,
 ``rerun_job``, ``wait_job``, ``list_jobs`` (see ``app.services.jobs``).
 """

@@ -258,6 +258,15 @@ def sign_in(
             row = s.scalar(select(User).where(User.issuer == issuer, User.subject == subject))
         if row is None:
             row = s.scalar(select(User).where(User.name == name))
+            if row is not None and row.subject and (row.issuer, row.subject) != (issuer, subject):
+                # the name belongs to another account (another provider, or another sub with
+                # the same e-mail): never hand it over
+                raise Forbidden(
+                    f"The name {name} belongs to another account here; sign in with that "
+                    "account, or ask an admin."
+                )
+            if row is not None and issuer and subject:
+                row.issuer, row.subject = issuer, subject  # first sign-in of a CLI-named person
         first = row is None and not s.scalar(select(func.count(User.id)))
         if row is None:
             role = "admin" if first else c.settings.new_user_role

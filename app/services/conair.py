@@ -287,7 +287,6 @@ def answer_tests(
     session_id: int,
     answers: list[TestAnswer],
     *,
-    validated_by: str | None = None,
     repair: bool = True,
     max_rounds: int = MAX_ROUNDS,
     questions_per_round: int = QUESTIONS_PER_ROUND,
@@ -307,7 +306,7 @@ def answer_tests(
     person = acting(actor, c)
     with unit_of_work(c.engine) as s:
         require_change(s, session_id, person, c.settings)
-    who = validated_by or person.name
+    who = person.name
     number, m, previous_top, changed, rejected = _record_answers(session_id, answers, who, c)
     cb = {"on_token": on_token, "on_routing": on_routing, "on_progress": on_progress}
     with unit_of_work(c.engine) as s:

@@ -13,7 +13,7 @@ from app.services.conair_store import Matrix
 from app.services.consistency import behaviour_key, outcomes
 from app.services.context import Context
 from app.services.evaluation import (
-    evaluate_on_pool,
+    evaluate_new,
     recheck_on_trusted_tests,
     run_tests_only,
     sandbox_fields,
@@ -80,9 +80,10 @@ def judge_new(
     c: Context, candidate_ids: list[int], *, on_progress: ProgressFn | None = None
 ) -> None:
     """The stored, timed evaluation of new candidates, on trusted tests only (what their
-    cards, the chart and the figures show)."""
+    cards, the chart and the figures show): one sandbox task for all of them, the baseline
+    timed once."""
     if candidate_ids:
-        evaluate_on_pool(candidate_ids, c, on_progress=on_progress)
+        evaluate_new(candidate_ids, c, on_progress=on_progress)
 
 
 def rejudge_all(c: Context, session_id: int, *, on_progress: ProgressFn | None = None) -> None:

@@ -364,6 +364,18 @@ def recheck_on_trusted_tests(
     return verdicts
 
 
+def evaluate_new(
+    candidate_ids: list[int], ctx: Context, *, on_progress: ProgressFn | None = None
+) -> dict[int, tuple[int | None, dict[str, Any] | None, str | None]]:
+    """The new versions of one step (a reply's code blocks, a ConAIR round's candidates):
+    several are judged in one sandbox task against one baseline timed once
+    (:func:`evaluate_together`, on the pool like any evaluation), a single one on its own."""
+    if len(candidate_ids) > 1:
+        fn = run_in_context(evaluate_together)
+        return ctx.pool.submit(fn, candidate_ids, ctx, on_progress=on_progress).result()
+    return evaluate_on_pool(candidate_ids, ctx, on_progress=on_progress)
+
+
 def evaluate_together(
     candidate_ids: list[int],
     ctx: Context,

@@ -35,7 +35,7 @@ from db.models import (
     TestCase,
 )
 
-ExportFormat = Literal["md", "html", "json"]
+ExportFormat = Literal["md", "html", "json", "patch"]
 #: Version of the JSON document; bump on incompatible changes, keep importing old ones.
 EXPORT_VERSION = 1
 FORMAT_NAME = "perfloop-session"
@@ -305,9 +305,15 @@ def canonical_document(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def export_session(
-    session_id: int, fmt: ExportFormat, *, actor: Actor | None = None, ctx: Context | None = None
+    session_id: int,
+    fmt: ExportFormat,
+    *,
+    candidate_id: int | None = None,
+    actor: Actor | None = None,
+    ctx: Context | None = None,
 ) -> str:
-    """The session as text in ``fmt`` (``md``, ``html`` or ``json``); audited."""
+    """The session as text in ``fmt`` (``md``, ``html``, ``json``, or ``patch``: a candidate,
+    default the best, as a patch against the original file); each export is audited."""
     from app.services import report
 
     c = get_context(ctx)
@@ -315,8 +321,15 @@ def export_session(
     if fmt == "json":
         doc = export_document(session_id, actor=who, ctx=c)
         return json.dumps(doc, indent=1, ensure_ascii=False)
-    if fmt not in ("md", "html"):
-        raise ValueError(f"unknown export format {fmt!r}; choose md, html or json")
+    if fmt not in ("md", "html", "patch"):
+        raise ValueError(f"unknown export format {fmt!r}; choose md, html, json or patch")
+    if fmt == "patch":
+        from app.services.projects import candidate_patch
+
+        text = candidate_patch(session_id, candidate_id, actor=who, ctx=c)
+        with unit_of_work(c.engine) as s:
+            audit(s, who, "export", session_id=session_id, detail={"format": fmt})
+        return text
     from app.services.sessions import load_view
 
     with unit_of_work(c.engine) as s:

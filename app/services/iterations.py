@@ -14,7 +14,7 @@ from app.services.candidates import base_candidate_id, store_numbered
 from app.services.code import extract_code
 from app.services.context import Context, get_context
 from app.services.errors import InvalidInput
-from app.services.evaluation import evaluate_on_pool, evaluate_together
+from app.services.evaluation import evaluate_new, evaluate_on_pool
 from app.services.sessions import load_view
 from app.services.views import CandidateView, EvaluationView, SessionView, TurnResult, Usage
 from db import queries
@@ -328,13 +328,7 @@ def _finish_turn(
 ) -> TurnResult:
     errors: dict[int, str] = {}
     if evaluate and ids:
-        # Several versions in one reply: one sandbox task judges them all against one
-        # baseline (timed once), on the pool like any evaluation.
-        outcome = (
-            c.pool.submit(evaluate_together, ids, c, on_progress=on_progress).result()
-            if len(ids) > 1
-            else evaluate_on_pool(ids, c, on_progress=on_progress)
-        )
+        outcome = evaluate_new(ids, c, on_progress=on_progress)
         errors = {cid: err for cid, (_, _, err) in outcome.items() if err}
     verdict_id = None
     with unit_of_work(c.engine) as s:
@@ -378,12 +372,13 @@ def evaluate_candidate(
     from app.services.errors import SandboxFailed
 
     c = get_context(ctx)
+    who = acting(actor, c)
     with unit_of_work(c.engine) as s:
-        require_change(s, session_of_candidate(s, candidate_id), acting(actor, c), c.settings)
+        require_change(s, session_of_candidate(s, candidate_id), who, c.settings)
     outcome = evaluate_on_pool([candidate_id], c, on_progress=on_progress)
     _, _, err = outcome[candidate_id]
     if err:
         raise SandboxFailed(err, stored={"candidate_id": candidate_id})
-    ev = get_candidate(candidate_id, ctx=c).evaluation
+    ev = get_candidate(candidate_id, actor=who, ctx=c).evaluation
     assert ev is not None
     return ev

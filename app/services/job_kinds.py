@@ -104,7 +104,7 @@ def _conair_answer(session_id: int, p: dict[str, Any], *, ctx: Any, **cb: Any) -
     from app.services.views import TestAnswer
 
     answers = from_json(list[TestAnswer], p["answers"])
-    extra = {k: p[k] for k in ("validated_by", "repair", "model") if k in p}
+    extra = {k: p[k] for k in ("repair", "model") if k in p}
     return answer_tests(session_id, answers, ctx=ctx, **extra, **_callbacks(cb, *ALL))
 
 

@@ -40,7 +40,15 @@ from sqlalchemy.exc import IntegrityError
 from app.services import job_kinds
 from app.services._convert import utc
 from app.services._jsonable import to_json
-from app.services.access import SYSTEM, Actor, acting, readable, require_change, require_read
+from app.services.access import (
+    SYSTEM,
+    Actor,
+    acting,
+    readable,
+    require_change,
+    require_create,
+    require_read,
+)
 from app.services.context import Context, get_context
 from app.services.errors import Cancelled, Forbidden, InvalidInput, NotFound, ServiceError
 from db.engine import unit_of_work
@@ -167,7 +175,6 @@ def submit_job(
     *,
     session_id: int | None = None,
     params: dict[str, Any] | None = None,
-    by: str | None = None,
     actor: Actor | None = None,
     ctx: Context | None = None,
     rerun_of: int | None = None,
@@ -204,12 +211,12 @@ def submit_job(
                     )
             if session_id is not None:
                 require_change(s, session_id, who, c.settings)
-            elif not who.signed_in:
-                raise Forbidden("Sign in to start work.")
+            else:
+                require_create(who, "start work")
             row = Job(
                 kind=kind,
                 session_id=session_id,
-                started_by=by or who.name,
+                started_by=who.name,
                 state="queued",
                 holds_session=spec.holds_session and session_id is not None,
                 params=values,
@@ -353,7 +360,7 @@ def cancel_job(
 
 
 def rerun_job(
-    job_id: int, *, by: str | None = None, actor: Actor | None = None, ctx: Context | None = None
+    job_id: int, *, actor: Actor | None = None, ctx: Context | None = None
 ) -> JobSnapshot:
     """Submit a finished job again with the same kind, session and parameters (the "Run
     again" button of an interrupted, failed or stopped job)."""
@@ -367,7 +374,6 @@ def rerun_job(
         old.kind,
         session_id=old.session_id,
         params=old.params,
-        by=by,
         actor=who,
         ctx=c,
         rerun_of=old.id,

@@ -50,7 +50,9 @@ def actor() -> Actor:
     if not claims.get("is_logged_in"):
         st.session_state.pop(_SIGNED_IN, None)
         return ANONYMOUS
-    name = str(claims.get("email") or claims.get("sub") or "").strip()
+    # the e-mail names the person unless the provider says it is not verified
+    email = claims.get("email") if claims.get("email_verified") is not False else None
+    name = str(email or claims.get("sub") or "").strip()
     key = (claims.get("iss"), claims.get("sub"), name)
     cached = st.session_state.get(_SIGNED_IN)
     if cached and cached[0] == key:
@@ -60,7 +62,7 @@ def actor() -> Actor:
             return fresh
     who = sign_in(
         name=name,
-        email=claims.get("email"),
+        email=email,
         display_name=claims.get("name"),
         issuer=claims.get("iss"),
         subject=claims.get("sub"),

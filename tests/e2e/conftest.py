@@ -43,7 +43,14 @@ def app_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory, app_env) -> Iterator[str]:  # noqa: ANN001
+def app_args() -> list[str]:
+    """Extra ``streamlit run`` options of the app under test; a test module overrides this
+    fixture (e.g. ``["--secrets.files", PATH]`` for a sign-in configuration)."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory, app_env, app_args) -> Iterator[str]:  # noqa: ANN001
     """Base URL of a running app; its log is saved to test-artifacts/ on the way out."""
     tmp = tmp_path_factory.mktemp("e2e")
     port = _free_port()
@@ -65,7 +72,7 @@ def app_url(tmp_path_factory, app_env) -> Iterator[str]:  # noqa: ANN001
     log = (ARTIFACTS / log_name).open("w")
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port),
-         "--server.headless", "true", "--server.fileWatcherType", "none"],
+         "--server.headless", "true", "--server.fileWatcherType", "none", *app_args],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -94,9 +101,15 @@ def app_url(tmp_path_factory, app_env) -> Iterator[str]:  # noqa: ANN001
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):  # noqa: ANN001, ANN201
     report = yield
-    if report.when == "call" and report.failed and "browser_page" in item.fixturenames:
-        page = item.funcargs["browser_page"]
-        page.screenshot(path=str(ARTIFACTS / f"FAILED-{item.name}.png"), full_page=True)
+    if report.when == "call" and report.failed:
+        # a test module with several browser contexts lists their pages in ``browser_pages``
+        funcargs = getattr(item, "funcargs", {})
+        pages = dict(funcargs.get("browser_pages") or {})
+        if "browser_page" in funcargs:
+            pages[""] = funcargs["browser_page"]
+        for who, page in pages.items():
+            suffix = f"-{who}" if who else ""
+            page.screenshot(path=str(ARTIFACTS / f"FAILED-{item.name}{suffix}.png"), full_page=True)
     return report
 
 

@@ -130,7 +130,8 @@ def test_conair_rounds_until_the_top_candidate_passes_every_validated_test_recor
     assert state.effort == 1
 
     answers = [services.TestAnswer(by_name["test_duplicates_once"], "reject")]
-    state = services.answer_tests(sid, answers, validated_by="ada", ctx=ctx)
+    ada = services.Actor(name="ada", role="admin")
+    state = services.answer_tests(sid, answers, actor=ada, ctx=ctx)
 
     assert state.finished and state.round == 2
     assert "passes every validated test" in state.reason
@@ -341,7 +342,7 @@ def test_conair_judges_candidates_by_trusted_tests_and_recomputes_after_answers_
     state = services.answer_tests(
         sid,
         [services.TestAnswer(wrong_test, "reject"), services.TestAnswer(negatives, "accept")],
-        validated_by="ada",
+        actor=services.Actor(name="ada", role="admin"),
         model="recorded/chosen-on-the-page",
         ctx=ctx,
     )

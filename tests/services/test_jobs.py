@@ -48,7 +48,8 @@ def _session(ctx) -> int:  # noqa: ANN001
 @pytest.mark.slow
 def test_validation_runs_as_a_job_row_with_progress(ctx):
     sid = _session(ctx)
-    job = services.submit_job("validation", session_id=sid, by="ada", ctx=ctx)
+    ada = services.Actor(name="ada", role="admin")
+    job = services.submit_job("validation", session_id=sid, actor=ada, ctx=ctx)
     assert job.state in ("queued", "running") and job.started_by == "ada"
     snap = services.wait_job(job.id, 120, ctx=ctx)
     assert snap.state == "done", snap.error
@@ -60,13 +61,23 @@ def test_validation_runs_as_a_job_row_with_progress(ctx):
 
 
 def test_a_failing_job_reports_the_message_for_the_person(ctx):
-    job = services.submit_job("evaluation", params={"candidate_id": 12345}, ctx=ctx)
+    view = services.create_session(
+        baseline_source="def f(x):\n    return x +\n",
+        entry_point="f",
+        workload_source="def cases():\n    return [(1,)]\n",
+        validate=False,
+        ctx=ctx,
+    )
+    job = services.submit_job("validation", session_id=view.info.id, ctx=ctx)
     snap = services.wait_job(job.id, 30, ctx=ctx)
-    assert snap.state == "failed"
-    assert snap.error_type == "NotFound" and snap.error == "candidate 12345 does not exist"
+    assert snap.state == "failed" and snap.error_type == "CodeDoesNotParse"
+    assert snap.error == "The baseline code does not parse: line 2: invalid syntax"
 
 
 def test_unknown_kinds_and_sessions_are_refused_with_a_clear_message(ctx):
+    # a job naming a row that does not exist is refused before anything is queued
+    with pytest.raises(services.NotFound, match="candidate 12345 does not exist"):
+        services.submit_job("evaluation", params={"candidate_id": 12345}, ctx=ctx)
     with pytest.raises(services.InvalidInput, match="no job kind 'nope'"):
         services.submit_job("nope", ctx=ctx)
     with pytest.raises(services.NotFound, match="session 999"):

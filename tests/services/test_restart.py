@@ -49,7 +49,8 @@ ctx = Context.from_settings(
     llm_options={"mock_response": reply_with(FASTER)},
 )
 services.set_default_context(ctx)
-job = services.submit_job("turn", session_id=sid, params={"text": "go"}, by="ada", ctx=ctx)
+ada = services.Actor(name="ada", role="admin")
+job = services.submit_job("turn", session_id=sid, params={"text": "go"}, actor=ada, ctx=ctx)
 print(job.id, flush=True)
 time.sleep(600)
 """
@@ -98,7 +99,9 @@ def test_a_turn_killed_mid_evaluation_is_interrupted_and_runs_again(ctx, tmp_pat
                 running = s.scalars(select(Evaluation).where(Evaluation.job_id == job_id)).all()
                 job = s.get(Job, job_id)
                 stages = [p[0] for p in job.progress]
-            if running and running[0].status == "running" and "timing" in stages:
+            # A stage is reported when it ends: once equivalence has, timing (40 s) runs.
+            if running and running[0].status == "running" and "equivalence" in stages:
+                time.sleep(2.0)
                 break
             assert proc.poll() is None, "the runner died on its own"
             time.sleep(0.1)
@@ -139,7 +142,7 @@ def test_a_turn_killed_mid_evaluation_is_interrupted_and_runs_again(ctx, tmp_pat
     interrupted = [c for c in session.candidates if c.origin == "llm"]
     assert [c.evaluation.status for c in interrupted] == ["interrupted"]
 
-    again = services.rerun_job(job_id, ctx=ctx)
+    again = services.rerun_job(job_id, actor=services.Actor(name="ada", role="admin"), ctx=ctx)
     done = services.wait_job(again.id, 240, ctx=ctx)
     assert done.state == "done", done.error
     assert done.rerun_of == job_id and done.started_by == "ada"

@@ -16,6 +16,10 @@ from tests.conftest import ROOT
 MAIN = str(ROOT / "app" / "main.py")
 #: A remote model string; with ``mock_response`` litellm answers without a network or a key.
 MOCK_MODEL = "openai/gpt-4o-mini"
+#: The real sandbox and its sequential protocol, on a shorter budget: these tests check what
+#: the pages show of a verdict, not the verdict's precision (tests/sandbox does that, and the
+#: e2e tests run the app with its defaults).
+UI_TIMING = {"budget_s": 2.0, "pairs_per_round": 3, "min_sample_s": 0.01}
 MOCK_REPLY = (
     "Use the built-in sum over a generator, which avoids the explicit loop:\n\n"
     "```python\ndef sum_of_squares(numbers):\n    return sum(x * x for x in numbers)\n```\n"
@@ -35,6 +39,7 @@ def ui_context(sqlite_engine, monkeypatch) -> Iterator:  # noqa: ANN001
         engine=sqlite_engine,
         model=MOCK_MODEL,
         llm_options={"mock_response": MOCK_REPLY},
+        sandbox_timing=UI_TIMING,
     )
     services.set_default_context(ctx)
     try:
@@ -150,7 +155,10 @@ def _seed(path: Path) -> dict[str, int]:
     command.upgrade(alembic_config(url), "head")
     engine = make_engine(url)
     ctx = services.Context.from_settings(
-        Settings(database_url=url), engine=engine, llm_options={"mock_response": MOCK_REPLY}
+        Settings(database_url=url),
+        engine=engine,
+        llm_options={"mock_response": MOCK_REPLY},
+        sandbox_timing=UI_TIMING,
     )
     view = services.create_session(
         baseline_source=examples.BASELINE,
@@ -217,6 +225,7 @@ def seeded(seeded_template, tmp_path) -> Iterator[Seeded]:  # noqa: ANN001
         engine=engine,
         model=MOCK_MODEL,
         llm_options={"mock_response": MOCK_REPLY},
+        sandbox_timing=UI_TIMING,
     )
     services.set_default_context(ctx)
     try:

@@ -99,3 +99,21 @@ def test_the_admin_page_sets_roles_and_shows_the_audit_log(team, seeded_at) -> N
     # not an admin: the page is not in the navigation, and the services refuse the log
     with pytest.raises(services.Forbidden):
         services.audit_log(actor=services.find_user("ada"))
+
+
+def test_the_author_changes_the_visibility_on_review_and_others_cannot(team, seeded_at) -> None:  # noqa: ANN001
+    sid = team.session_id
+    at = seeded_at("review", user="ada", session=str(sid))
+    at.radio(key=f"review:{sid}:visibility").set_value("team").run()
+    at.button(key=f"review_settings_{sid}").click().run()
+    assert not at.error, [e.value for e in at.error]
+    assert services.get_session(sid).info.visibility == "team"
+    bob = seeded_at("review", user="bob", session=str(sid))
+    assert not bob.error and "Use a generator" in texts(bob)  # team: bob reads it now
+    assert not any(b.key == f"review_settings_{sid}" for b in bob.button)  # but cannot change it
+    log = services.audit_log(session_id=sid, actor=services.find_user("root"))
+    assert [(e.actor, e.action, e.detail) for e in log if e.action == "visibility"][0] == (
+        "ada",
+        "visibility",
+        {"from": "private", "to": "team"},
+    )
