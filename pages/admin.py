@@ -19,7 +19,7 @@ who = actor()
 if not sign_in_configured():
     st.caption(
         "Local single-user mode: there is no sign-in, so no people or roles to manage. Configure "
-        "OpenID Connect sign-in (README, \"Team deployment\") to share this instance."
+        'OpenID Connect sign-in (README, "Team deployment") to share this instance.'
     )
 else:
     st.subheader("People")
