@@ -24,8 +24,8 @@
   CI is computed and sampling stops once its half-width is within ``target_rel_ci`` (but not
   before ``early_stop_rounds``).
 - Either way timing ends when every candidate has stopped, when the next round would exceed
-  ``budget_s`` (``budget``; with N candidates ``budget_s * (1 + (N - 1) / 2)``), or after
-  ``max_rounds``.
+  ``budget_s`` (``budget``; with N candidates still undecided ``budget_s * (1 + (N - 1) / 2)``
+  from the start), or after ``max_rounds``.
 - Several candidates: a round starts a fresh baseline and a fresh process per candidate still
   undecided, all pinned to one CPU; each set of samples takes the baseline and every such
   candidate once, in random order, so the baseline is measured once for all. A candidate that
@@ -229,10 +229,14 @@ class _Side:
 
 def _measure(sup, roles: list[str], opts: dict, cpus: list | None) -> dict:  # noqa: ANN001
     start = time.monotonic()
+
     # A round times every undecided candidate beside one baseline: each extra candidate adds
-    # about half a pair's time, so the budget grows by half per extra candidate.
-    budget = float(opts["budget_s"]) * (1 + 0.5 * max(0, len(roles) - 2))
-    budget_end = min(start + budget, sup.deadline - 1.0)
+    # about half a pair's time, so the budget grows by half per extra candidate still
+    # undecided (once one is left, it has the budget it would have had alone).
+    def budget_end(undecided: int) -> float:
+        budget = float(opts["budget_s"]) * (1 + 0.5 * max(0, undecided - 1))
+        return min(start + budget, sup.deadline - 1.0)
+
     seed = opts.get("seed")
     sequential = bool(opts.get("sequential", True))
     band = float(opts.get("noise_band", NOISE_BAND))
@@ -366,7 +370,8 @@ def _measure(sup, roles: list[str], opts: dict, cpus: list | None) -> dict:  # n
         if candidates and all(sides[r].stopped for r in candidates):
             stop_reason = "settled"
             break
-        if len(rounds) >= 2 and now + (now - round_start) > budget_end:
+        undecided = sum(1 for r in candidates if sides[r].stopped is None)
+        if len(rounds) >= 2 and now + (now - round_start) > budget_end(undecided):
             stop_reason = "budget"
             break
     for role, side in sides.items():
