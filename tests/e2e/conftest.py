@@ -29,6 +29,24 @@ CHROMIUM_ARGS = [
 ]
 
 
+def scripted_model_env(base_url: str, log_name: str) -> dict[str, str]:
+    """``app_env`` of an app whose default model is the scripted OpenAI-compatible server
+    (tests/support/openai_stub.py) at ``base_url``; its log goes to ``log_name``."""
+    return {
+        "OPENAI_API_BASE": base_url,
+        "OPENAI_API_KEY": "sk-scripted-test-server",
+        "PERFLOOP_DEFAULT_MODEL": "openai/expert",
+        "E2E_LOG_NAME": log_name,
+    }
+
+
+def selectbox_shows(box) -> str:  # noqa: ANN001
+    """What a Streamlit select box (a locator) shows as chosen: its text and its inputs' values."""
+    inputs = box.locator("input")
+    shown = [inputs.nth(i).input_value() for i in range(inputs.count())]
+    return " ".join([box.inner_text(), *shown])
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.conftest import ARTIFACTS
+from tests.e2e.conftest import ARTIFACTS, scripted_model_env, selectbox_shows
 from tests.e2e.test_core_flow import chart_points, shot, wait_idle
 from tests.support.openai_stub import ScriptedOpenAIServer
 
@@ -47,12 +47,7 @@ def model_server() -> Iterator[ScriptedOpenAIServer]:
 
 @pytest.fixture(scope="module")
 def app_env(model_server: ScriptedOpenAIServer) -> dict[str, str]:
-    return {
-        "OPENAI_API_BASE": model_server.base_url,
-        "OPENAI_API_KEY": "sk-scripted-test-server",
-        "PERFLOOP_DEFAULT_MODEL": "openai/expert",
-        "E2E_LOG_NAME": "e2e-server-scripted.log",
-    }
+    return scripted_model_env(model_server.base_url, "e2e-server-scripted.log")
 
 
 def _turn(page, text: str, job: int) -> None:  # noqa: ANN001
@@ -69,11 +64,9 @@ def _turn(page, text: str, job: int) -> None:  # noqa: ANN001
 
 
 def _improve_version(page) -> str:  # noqa: ANN001
-    """What the "Improve version" selector shows (its text, or its input's value)."""
+    """What the "Improve version" selector shows."""
     box = page.locator("[data-testid='stSelectbox']").filter(has_text="Improve version").first
-    inputs = box.locator("input")
-    shown = [inputs.nth(i).input_value() for i in range(inputs.count())]
-    return " ".join([box.inner_text(), *shown])
+    return selectbox_shows(box)
 
 
 @pytest.mark.timeout(1800)  # three turns, each evaluated in the real sandbox, on a busy machine

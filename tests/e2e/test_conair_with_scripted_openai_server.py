@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.e2e.conftest import scripted_model_env
 from tests.e2e.test_core_flow import shot, wait_idle
 from tests.support.openai_stub import ScriptedOpenAIServer
 
@@ -63,12 +64,7 @@ def model_server() -> Iterator[ScriptedOpenAIServer]:
 
 @pytest.fixture(scope="module")
 def app_env(model_server: ScriptedOpenAIServer) -> dict[str, str]:
-    return {
-        "OPENAI_API_BASE": model_server.base_url,
-        "OPENAI_API_KEY": "sk-scripted-test-server",
-        "PERFLOOP_DEFAULT_MODEL": "openai/expert",
-        "E2E_LOG_NAME": "e2e-server-scripted-conair.log",
-    }
+    return scripted_model_env(model_server.base_url, "e2e-server-scripted-conair.log")
 
 
 def _card_titles(page) -> list[str]:  # noqa: ANN001

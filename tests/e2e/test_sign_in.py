@@ -18,7 +18,13 @@ import pytest
 from playwright.sync_api import expect
 
 from app.ui import examples
-from tests.e2e.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.conftest import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    scripted_model_env,
+    selectbox_shows,
+)
 from tests.e2e.test_core_flow import shot, wait_idle
 from tests.support.oidc import OIDCProvider
 from tests.support.openai_stub import ScriptedOpenAIServer
@@ -73,12 +79,7 @@ def app_args(secrets_file: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def app_env(model_server: ScriptedOpenAIServer) -> dict[str, str]:
-    return {
-        "OPENAI_API_BASE": model_server.base_url,
-        "OPENAI_API_KEY": "sk-scripted-test-server",
-        "PERFLOOP_DEFAULT_MODEL": "openai/expert",
-        "E2E_LOG_NAME": "e2e-server-sign-in.log",
-    }
+    return scripted_model_env(model_server.base_url, "e2e-server-sign-in.log")
 
 
 @pytest.fixture(scope="module")
@@ -187,13 +188,6 @@ def phase(name: str, t0: list[float]) -> None:
 
 
 @pytest.mark.timeout(420)
-def chosen(selectbox) -> str:  # noqa: ANN001
-    """What a Streamlit select box shows as chosen (its text, or its combobox input's value)."""
-    inputs = selectbox.locator("input")
-    value = inputs.first.input_value() if inputs.count() else ""
-    return f"{selectbox.inner_text()} {value} {selectbox.get_attribute('aria-label') or ''}"
-
-
 def test_a_private_session_and_its_job_stay_with_their_author(  # noqa: ANN001
     app_url: str, browser_pages, model_server: ScriptedOpenAIServer
 ) -> None:
@@ -225,9 +219,9 @@ def test_a_private_session_and_its_job_stay_with_their_author(  # noqa: ANN001
         alice.keyboard.type("private")
         alice.keyboard.press("Enter")
         wait_idle(alice)
-        if "private" in chosen(visibility):
+        if "private" in selectbox_shows(visibility):
             break
-    assert "private" in chosen(visibility), chosen(visibility)
+    assert "private" in selectbox_shows(visibility), selectbox_shows(visibility)
     alice.get_by_role("button", name="Create session and run the baseline").click()
     alice.get_by_text("iteration 0 is on the chart").wait_for(timeout=240_000)
     wait_idle(alice)
