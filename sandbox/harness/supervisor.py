@@ -119,6 +119,9 @@ class Supervisor:
         with self.lock:  # a process being spawned must not look like a stray to another thread
             worker = WorkerProcess(role, config, self.job, self.output.for_role(role), quiet)
             self.workers.add(worker)
+        track = getattr(self.local, "track", None)  # timing's next round: killed if unneeded
+        if track is not None:
+            track.append(worker)
         cpus = getattr(self.local, "cpus", None)
         if cpus:
             try:
