@@ -317,6 +317,8 @@ def assemble_many(task: Task, events: list[dict], run: SandboxRun, limits: Limit
             "rounds": timing.get("total_rounds"),
             "duration_s": timing.get("total_duration_s"),
             "sequential": timing.get("sequential"),
+            "pipelined": timing.get("pipelined"),
+            "budget_s": timing.get("budget_s"),
         }
         top["rounds"] = timing.get("total_rounds")
         top["timing_s"] = timing.get("total_duration_s")
@@ -346,7 +348,8 @@ def _timing(v: dict, task: Task, data: dict) -> None:
             "calls_per_sample": data["calls_per_sample"][role],
         }
     v["timing"] = {
-        k: data.get(k) for k in ("clock", "rounds", "stopped", "duration_s", "sequential")
+        k: data.get(k)
+        for k in ("clock", "rounds", "stopped", "duration_s", "sequential", "pipelined", "budget_s")
     }
     v["timing"]["samples"] = rounds
     v["rounds"], v["stopped"] = data.get("rounds"), data.get("stopped")

@@ -113,7 +113,8 @@ def run_sandbox(
             on_progress(stage, {**(info or {}), **extra})
 
     try:
-        with core_lease():  # one evaluation per core at a time, pinned to it
+        with core_lease(spare=1):  # one evaluation per core at a time, pinned to it (and
+            # a second core while one is free: the sandbox runs its other work there)
             return sandbox.evaluate(
                 task,
                 backend=ctx.sandbox_backend,

@@ -3,8 +3,9 @@
 It reads the job (``job.json``), starts worker processes for the baseline and the code under
 test, and streams events as JSON lines on a private copy of its stdout, which no worker holds
 (workers get their own pipes; this process is non-dumpable, so /proc/<pid>/fd is closed to
-them, and as PID 1 of its namespace it ignores their signals). Stages, always in this order:
-tests, equivalence, timing, profile; a stage that cannot run is reported as skipped.
+them, and as PID 1 of its namespace it ignores their signals). Stages are reported in this
+order: tests, equivalence, timing, profile (one candidate's tests may run beside its timing);
+a stage that cannot run is reported as skipped.
 """
 
 from __future__ import annotations
@@ -22,13 +23,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from . import values
 from .procs import OutputLog, Stop, WorkerProcess, kill_all, stray_processes
-from .timing import measure
+from .timing import Cancelled, measure
 
 MAX_MISMATCHES = 5
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 
 
+#: The stages of every side, reported in this order.
+STAGES = ("tests", "equivalence", "timing", "profile")
 #: Where an evaluation can go wrong (mirrored by ``sandbox.verdict.ErrorStage``).
 LIMIT_STATUSES = ("timeout", "memory", "output_limit")
 
@@ -39,11 +42,17 @@ class Supervisor:
     Several candidates (``paths["candidates"]``): each has its own tests, equivalence, profile
     and outcome; one candidate's failure never ends the others' evaluation. The baseline's does.
 
-    Both cores, no cross-talk: with two or more CPUs the baseline's workload run (nothing is
-    timed yet) runs beside the candidates' tests and equivalence, one candidate at a time; during
-    timing the timed processes are pinned to one CPU and, with a single candidate, its profile
-    runs beside them pinned to the other CPUs. At most one candidate's code runs at any moment,
-    so a process killed by a signal meanwhile is blamed on that candidate (``tampered``).
+    Both cores, no cross-talk: the timing CPU runs nothing but the timed processes; any other
+    work may run at the same time on the other CPUs. One candidate with sequential timing
+    (:meth:`_checks_beside_timing`): the baseline's workload and the candidate's equivalence run
+    on the timing CPU (nothing is timed yet) while the candidate's tests start on the others;
+    timing starts once the equivalence passes, beside the tests and then the profile, and is
+    reported only if the tests pass (failing tests call it off). Otherwise
+    (:meth:`_checks_then_timing`): the baseline's workload run beside the candidates' tests and
+    equivalence, one candidate at a time; then timing, with a single candidate's profile beside
+    it. At most one candidate's code runs at any moment, so a process killed by a signal
+    meanwhile is blamed on that candidate (``tampered``). Stages reach the caller in the order
+    of ``STAGES`` whatever order they finish in.
     """
 
     def __init__(self, job: dict, events_fd: int) -> None:
@@ -71,6 +80,13 @@ class Supervisor:
         self.outcome: dict[str, tuple[str, str | None, str | None]] = {}  # role -> status,…
         self.failed_stage: dict[str, str | None] = {}  # tests / equivalence, when not correct
         self.emitted: dict[str, list[str]] = {role: [] for role in self.subjects}
+        self.emitted_in_order: dict[str, list[str]] = {role: [] for role in self.subjects}
+        self.held: dict[str, dict[str, dict]] = {role: {} for role in self.subjects}
+        self.stage_lock = threading.Lock()
+        self.cancel_timing: threading.Event | None = None  # set: the timed code proved wrong
+        # Candidates taken out of a timing under way: their tests failed (None), or the reason
+        # (status, message) they are suspected of tampering with another's processes.
+        self.withdrawn: dict[str, tuple[str, str] | None] = {}
         self.lock = threading.RLock()  # spawning vs. looking for stray processes
         self.emit_lock = threading.Lock()  # one event line at a time
         self.closing: set[WorkerProcess] = set()
@@ -94,14 +110,24 @@ class Supervisor:
     def stage(
         self, name: str, data: dict | None = None, skipped: str | None = None, role: str = ""
     ) -> None:
+        """Report a side's stage. Stages may finish out of order (the tests run beside the
+        timing): each is held until the ones before it (``STAGES``) have been reported."""
         role = role or self.subject
-        self.emitted[role].append(name)
         event = {"event": "stage", "stage": name, "data": data or {}}
         if self.many:
             event["candidate"] = self.subjects.index(role)
         if skipped:
             event["skipped"] = skipped
-        self.emit(event)
+        with self.stage_lock:
+            self.emitted[role].append(name)
+            held = self.held[role]
+            held[name] = event
+            while len(self.emitted_in_order[role]) < len(STAGES):
+                nxt = STAGES[len(self.emitted_in_order[role])]
+                if nxt not in held:
+                    break
+                self.emitted_in_order[role].append(nxt)
+                self.emit(held.pop(nxt))
 
     # -- workers --------------------------------------------------------------------------------
 
@@ -373,6 +399,13 @@ class Supervisor:
     def run_timing(
         self, roles: list[str], cpus: list[int] | None, concurrent: bool = False
     ) -> None:
+        self.emit_timing(roles, self.measure_timing(roles, cpus, concurrent))
+
+    def measure_timing(
+        self, roles: list[str], cpus: list[int] | None, concurrent: bool = False
+    ) -> dict:
+        """The timing stage's data (a candidate that failed while timed gets its outcome);
+        raises :class:`Cancelled` when ``cancel_timing`` is set meanwhile."""
         try:
             data = measure(self, ["baseline", *roles], self.job["timing"], cpus)
         except Stop as stop:
@@ -390,6 +423,9 @@ class Supervisor:
             if "failure" in info:
                 failure = info["failure"]
                 self.outcome[role] = (failure["status"], failure["message"], "timing")
+        return data
+
+    def emit_timing(self, roles: list[str], data: dict) -> None:
         if self.mode == "baseline":
             self.stage("timing", data)
             return
@@ -505,40 +541,229 @@ class Supervisor:
         self.local.deadline = None
         return out
 
+    def _checks_beside_timing(self) -> dict[str, dict]:
+        """One candidate, sequential timing, two CPUs or more: the candidate's tests (then its
+        profile) run on the other CPUs from the start, while this thread runs the baseline's
+        workload and the candidate's equivalence on the timing CPU, then times them there.
+        The timing is reported only once the tests have passed; tests that fail cancel it.
+        Only the candidate's code runs beside the timing, so a process killed by a signal
+        meanwhile is blamed on it. Returns the profiles."""
+        role = self.subject
+        timing_cpu = random.Random(self.job["timing"].get("seed")).choice(self.cpus)
+        others = [c for c in self.cpus if c != timing_cpu]
+        cancel = self.cancel_timing = threading.Event()
+        tested, checked = threading.Event(), threading.Event()
+        tests: dict = {}
+
+        def tests_then_profile() -> dict[str, dict]:
+            self.local.cpus = others
+            self.local.failed_stage = None
+            try:
+                self._guard(role, "tests", self.run_tests, role)
+            finally:
+                tests["failed_stage"] = self.local.failed_stage
+                tests["outcome"] = self.outcome.get(role)
+                if role in self.outcome or not self.correct[role]:
+                    cancel.set()
+                tested.set()
+            checked.wait()  # the profile comes after the equivalence stage, as it always did
+            if role in self.outcome:
+                return {}
+            return self._profiles([role], others)
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            beside = pool.submit(self._in_thread, "tests", tests_then_profile)
+            data = None
+            try:
+                self.local.cpus = [timing_cpu]
+                self.local.stage = "equivalence"
+                try:
+                    self.run_baseline_cases()
+                except Stop as stop:
+                    if stop.role == "baseline" and stop.status == "crashed":
+                        raise Stop(
+                            "tampered",
+                            f"{stop.message}; the baseline's process was killed while the "
+                            f"{role}'s was running",
+                            role,
+                            "equivalence",
+                        ) from None
+                    raise
+                self.local.failed_stage = None
+                try:
+                    self._guard(role, "equivalence", self.run_equivalence, role)
+                finally:
+                    checked.set()
+                self.local.cpus = None
+                if self.correct[role] and role not in self.outcome and not cancel.is_set():
+                    self.local.stage = "timing"
+                    try:
+                        data = self.measure_timing([role], [timing_cpu], concurrent=True)
+                    except Cancelled:
+                        data = None
+                tested.wait()
+            except BaseException:
+                checked.set()
+                self._kill_workers(retire=False)
+                beside.exception()
+                raise
+            profiles = beside.result()
+        if tests["outcome"] is not None:  # the tests' trouble comes first, as it always did
+            self.outcome[role] = tests["outcome"]
+        self.failed_stage[role] = tests["failed_stage"] or self.local.failed_stage
+        if data is not None and self.correct[role] and role not in self.outcome:
+            self.emit_timing([role], data)
+        elif role not in self.outcome:
+            self.stage("timing", skipped="the code under test is not correct", role=role)
+        return {r: p for r, p in profiles.items() if r not in self.outcome}
+
+    def _checks_then_timing(self) -> dict[str, dict]:
+        """Checks first (the baseline's workload beside them), then timing (one candidate's
+        profile beside it on the other CPUs), then the profiles. Returns the profiles."""
+        self._stages_before_timing()
+        timed = [r for r in self.subjects if self.correct[r] and r not in self.outcome]
+        if self.mode == "baseline":
+            timed = []
+        for role in self.subjects:
+            if role not in timed and self.mode == "compare":
+                self.stage("timing", skipped="the code under test is not correct", role=role)
+        profiled = [r for r in self.subjects if r not in self.outcome]
+        profiles: dict[str, dict] = {}
+        self.local.stage = "timing"
+        beside = not self.many  # one candidate's code only: it alone could disturb it
+        if (timed or self.mode == "baseline") and len(self.cpus) >= 2 and profiled and beside:
+            # The timed processes on one CPU, the profile beside them on the others.
+            timing_cpu = random.Random(self.job["timing"].get("seed")).choice(self.cpus)
+            others = [c for c in self.cpus if c != timing_cpu]
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                job = pool.submit(self._profiles, profiled, others)
+                try:
+                    self.run_timing(timed, [timing_cpu], concurrent=True)
+                except BaseException:
+                    self._kill_workers(retire=False)
+                    job.exception()
+                    raise
+                profiles = job.result()
+        else:
+            if timed or self.mode == "baseline":
+                self.run_timing(timed, None)
+            self.local.stage = "profile"
+            profiles = self._profiles(profiled, None)
+        return profiles
+
+    def _many_checks_beside_timing(self) -> dict[str, dict]:
+        """Several candidates, sequential timing, two CPUs or more: first the baseline's workload
+        and each candidate's equivalence, one at a time (nothing is timed yet); then every
+        equivalent candidate is timed against the baseline on one CPU while their tests, then
+        every profile, run one candidate at a time on the others. A timed candidate whose tests
+        fail is withdrawn from the timing at once, and its timing is never reported. A process
+        killed by a signal while several candidates' code runs is blamed on all of them (same
+        uid: any of them could have sent it). Returns the profiles."""
+        roles = list(self.subjects)
+        timing_cpu = random.Random(self.job["timing"].get("seed")).choice(self.cpus)
+        others = [c for c in self.cpus if c != timing_cpu]
+        equivalence_failed: dict[str, str | None] = {}
+        self.local.cpus = [timing_cpu]
+        self.local.stage = "equivalence"
+        self.run_baseline_cases()
+        for role in roles:
+            self.local.failed_stage = None
+            self._own_deadline(len(roles))
+            self._guard(role, "equivalence", self.run_equivalence, role)
+            equivalence_failed[role] = self.local.failed_stage
+        self.local.deadline = None
+        self.local.cpus = None
+        timed = [r for r in roles if self.correct[r] and r not in self.outcome]
+        timing = threading.Event()
+        tests_failed: dict[str, str | None] = {}
+
+        def tests_then_profiles() -> dict[str, dict]:
+            self.local.cpus = others
+            for role in roles:
+                if role in self.outcome:  # its equivalence stage already ended it
+                    continue
+                self.checking = role
+                self.local.failed_stage = None
+                self._own_deadline(len(roles))
+                self._guard(role, "tests", self.run_tests, role)
+                tests_failed[role] = self.local.failed_stage
+                status, message, _ = self.outcome.get(role, ("ok", "", None))
+                if status == "crashed" and _signalled(message) and timing.is_set():
+                    note = (
+                        f"{message}; killed while {', '.join(timed)} were being timed (one of "
+                        "them may have sent the signal: evaluate them separately to find which)"
+                    )
+                    self.outcome[role] = ("tampered", note, "tests")
+                    for other in timed:
+                        self.withdrawn.setdefault(other, ("tampered", note))
+                elif role in timed and (role in self.outcome or not self.correct[role]):
+                    self.withdrawn.setdefault(role, None)
+            self.checking = None
+            return self._profiles([r for r in roles if r not in self.outcome], others)
+
+        data = None
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            if timed:
+                timing.set()
+            beside = pool.submit(self._in_thread, "tests", tests_then_profiles)
+            try:
+                if timed:
+                    self.local.stage = "timing"
+                    try:
+                        data = self.measure_timing(timed, [timing_cpu])
+                    except Stop as stop:
+                        if stop.role not in timed:  # the baseline's (or everyone's) trouble
+                            raise
+                        # The one candidate left to time failed: the others' verdicts stand.
+                        self.outcome[stop.role] = (stop.status, stop.message, "timing")
+            except BaseException:
+                self._kill_workers(retire=False)
+                beside.exception()
+                raise
+            finally:
+                timing.clear()
+            profiles = beside.result()
+        for role in roles:
+            self.failed_stage[role] = tests_failed.get(role) or equivalence_failed.get(role)
+        for role, failure in self.withdrawn.items():
+            if failure is not None:
+                self.outcome.setdefault(role, (*failure, "timing"))
+        reported = [
+            r
+            for r in timed
+            if self.correct[r] and r not in self.outcome and r not in self.withdrawn
+        ]
+        if data is not None and reported:
+            self.emit_timing(reported, data)
+        for role in roles:
+            if role not in reported and role not in self.outcome:
+                self.stage("timing", skipped="the code under test is not correct", role=role)
+        return {r: p for r, p in profiles.items() if r not in self.outcome}
+
+    def suspect(self, role: str, note: str) -> None:
+        """Timing: a timed process was killed by a signal while ``role``'s tests ran beside."""
+        self.outcome.setdefault(role, ("tampered", note, "timing"))
+
+    def _overlapped(self) -> str | None:
+        """``one`` / ``many``: the tests run beside the timing (sequential timing, two CPUs or
+        more); ``None``: checks first, then timing."""
+        if self.mode != "compare" or len(self.cpus) < 2:
+            return None
+        if not self.job["timing"].get("sequential", True):
+            return None
+        return "many" if self.many else "one"
+
     def run(self) -> None:
         status, message, error_stage = "ok", None, None
-        stages = ["tests", "equivalence", "timing", "profile"]
         self.local.stage = "tests"
         try:
-            self._stages_before_timing()
-            timed = [r for r in self.subjects if self.correct[r] and r not in self.outcome]
-            if self.mode == "baseline":
-                timed = []
-            for role in self.subjects:
-                if role not in timed and self.mode == "compare":
-                    self.stage("timing", skipped="the code under test is not correct", role=role)
-            profiled = [r for r in self.subjects if r not in self.outcome]
-            profiles: dict[str, dict] = {}
-            self.local.stage = "timing"
-            beside = not self.many  # one candidate's code only: it alone could disturb it
-            if (timed or self.mode == "baseline") and len(self.cpus) >= 2 and profiled and beside:
-                # The timed processes on one CPU, the profile beside them on the others.
-                timing_cpu = random.Random(self.job["timing"].get("seed")).choice(self.cpus)
-                others = [c for c in self.cpus if c != timing_cpu]
-                with ThreadPoolExecutor(max_workers=1) as pool:
-                    job = pool.submit(self._profiles, profiled, others)
-                    try:
-                        self.run_timing(timed, [timing_cpu], concurrent=True)
-                    except BaseException:
-                        self._kill_workers(retire=False)
-                        job.exception()
-                        raise
-                    profiles = job.result()
+            overlapped = self._overlapped()
+            if overlapped == "one":
+                profiles = self._checks_beside_timing()
+            elif overlapped == "many":
+                profiles = self._many_checks_beside_timing()
             else:
-                if timed or self.mode == "baseline":
-                    self.run_timing(timed, None)
-                self.local.stage = "profile"
-                profiles = self._profiles(profiled, None)
+                profiles = self._checks_then_timing()
             for role in self.subjects:
                 if role in profiles:
                     self.stage("profile", profiles[role], role=role)
@@ -572,7 +797,7 @@ class Supervisor:
                 own_status, own_message, own_stage = status, message, error_stage
             elif own_status in LIMIT_STATUSES:
                 own_stage = "limits"
-            for name in stages:
+            for name in STAGES:
                 if name not in self.emitted[role]:
                     self.stage(name, skipped=f"stopped: {own_status}", role=role)
             results.append(
@@ -625,6 +850,8 @@ def _timing_for(data: dict, role: str) -> dict:
         },
         "stopped": info["stopped"],
         "sequential": data["sequential"],
+        "pipelined": data["pipelined"],
+        "budget_s": data["budget_s"],
         "duration_s": info["duration_s"],
         "total_duration_s": data["duration_s"],
         "total_rounds": data["rounds"],
@@ -632,6 +859,10 @@ def _timing_for(data: dict, role: str) -> dict:
     if "estimate" in info:
         out["estimate"] = info["estimate"]
     return out
+
+
+def _signalled(message: str) -> bool:
+    return "killed by SIGKILL" in message or "killed by SIGTERM" in message
 
 
 def _session_of(pid: int) -> int | None:

@@ -3,6 +3,8 @@ fixed protocol of before stays selectable with ``timing.sequential: false``."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 import sandbox
@@ -55,9 +57,52 @@ def test_a_budget_too_small_to_settle_says_so():
     assert verdict["verdict"] == "not significant"
 
 
+def test_sequential_rounds_are_pipelined_and_the_fixed_protocol_of_before_is_not():
+    # Two CPUs here: the next round's processes start on the spare one while a round is timed.
+    assert len(os.sched_getaffinity(0)) >= 2
+    sequential = judge(8, 1, max_rounds=20)
+    fixed = judge(8, 1, sequential=False, max_rounds=5)
+    assert sequential["timing"]["pipelined"] is True
+    assert fixed["timing"]["pipelined"] is False
+    assert sequential["verdict"] == fixed["verdict"] == "faster"
+    # Pipelined rounds cost a third as much: their default budget is half the fixed one's.
+    assert (sequential["timing"]["budget_s"], fixed["timing"]["budget_s"]) == (4.5, 9.0)
+
+
+def test_tests_failing_beside_the_timing_cancel_it():
+    # The candidate's outputs are right (equivalence passes and timing starts), but its one
+    # test takes a second and then fails: the timing, running meanwhile, is called off.
+    slow_failing_test = (
+        "import time\nfrom target import f\n\n"
+        "def test_slow():\n    time.sleep(1.0)\n    assert False, 'wrong on purpose'\n"
+    )
+    task = {
+        "baseline": LOOP.format(k=2),
+        "candidate": LOOP.format(k=2),
+        "entry": "f",
+        "workload": WORKLOAD,
+        "tests": slow_failing_test,
+        "timing": {"min_sample_s": 0.01, "budget_s": 9, "min_rounds": 30, "max_rounds": 40},
+    }
+    seen: list[str] = []
+    verdict = sandbox.evaluate(
+        task, backend="bwrap", limits=QUICK_LIMITS, progress=lambda stage, _: seen.append(stage)
+    )
+    assert verdict["status"] == "failed" and verdict["error_stage"] == "tests"
+    assert verdict["tests"]["failed"] == 1 and verdict["equivalent"] is True
+    assert verdict["stages"]["timing"].startswith("skipped")
+    assert verdict["speedup"] is None and verdict["rounds"] is None
+    assert verdict["duration_s"] < 8  # 30 rounds were asked for: the timing was cut short
+    # Stages still reach the caller in their order, though the tests finished last.
+    assert seen == ["start", "tests", "equivalence", "timing", "profile", "done"]
+
+
 def test_timing_options_are_validated():
     assert TimingOptions().as_dict()["min_rounds"] == 2
     assert TimingOptions(sequential=False).as_dict()["min_rounds"] == 4
+    assert TimingOptions().as_dict()["budget_s"] is None  # the harness decides: see below
+    assert TimingOptions.from_dict({"budget_s": None}).budget_s is None
+    assert TimingOptions(budget_s=2).as_dict()["budget_s"] == 2
     base = {"baseline": "def f(n):\n    return n\n", "entry": "f", "workload": WORKLOAD}
     with pytest.raises(InvalidTask, match="timing.sequential must be true or false"):
         sandbox.parse_task({**base, "timing": {"sequential": "yes"}})

@@ -83,3 +83,27 @@ def test_never_more_evaluations_at_once_than_cores_and_never_two_on_one_core():
     for t in threads:
         t.join(30)
     assert most == n and not clashes
+
+
+def test_a_lease_with_a_spare_core_takes_a_free_one_and_never_waits_for_it():
+    from tests.conftest import ROOT
+
+    everything = set(cores())
+    assert len(everything) >= 2
+    with core_lease(spare=1) as cpu:  # nothing else holds a core: it gets two
+        mine = os.sched_getaffinity(0)
+        assert cpu in mine and len(mine) == 2
+    assert os.sched_getaffinity(0) == everything
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, "3"], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        held = int(holder.stdout.readline())
+        started = time.monotonic()
+        with core_lease(spare=1) as cpu:  # the other core is taken: it goes on with one
+            assert time.monotonic() - started < 1.0
+            assert held not in os.sched_getaffinity(0)
+            assert cpu in os.sched_getaffinity(0)
+    finally:
+        holder.wait(30)
+        holder.stdout.close()
