@@ -80,7 +80,9 @@ class TimingOptions:
     noise_band: float = 0.02  # ±2% around 1: differences smaller than this do not matter
     min_rounds: int | None = None  # fresh process pairs, at least (None: 2 sequential, 4 fixed)
     max_rounds: int = 60
-    pairs_per_round: int = 5
+    # None: 5 for one candidate, 3 for several (a round's samples then take about as long as
+    # starting its next round's processes on the spare CPU; rounds, not pairs, are independent).
+    pairs_per_round: int | None = None
     target_rel_ci: float = 0.01  # fixed protocol: stop early once the CI's half-width is ±1%…
     early_stop_rounds: int = 8  # …but not before this many rounds (a CI narrow by chance
     # after a few rounds undercovers: measured 1 false "faster" in 20 A/A runs at 7 rounds)
@@ -98,8 +100,8 @@ class TimingOptions:
         if unknown:
             raise InvalidTask(f"unknown timing option(s) {sorted(unknown)}; known: {sorted(known)}")
         for name, value in data.items():
-            if name == "budget_s" and value is None:
-                continue  # the harness's default (4.5 s pipelined, else 9 s)
+            if name in ("budget_s", "pairs_per_round") and value is None:
+                continue  # the harness's default (see the fields above)
             if name in ("seed", "min_rounds"):
                 if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                     raise InvalidTask(f"timing.{name} must be an integer or null")
@@ -111,7 +113,7 @@ class TimingOptions:
         opts = cls(**data)
         if opts.min_rounds is not None and opts.min_rounds < 2:
             raise InvalidTask("timing.min_rounds must be at least 2 (fresh processes)")
-        if opts.max_rounds < opts.rounds_at_least or opts.pairs_per_round < 1:
+        if opts.max_rounds < opts.rounds_at_least or (opts.pairs_per_round or 1) < 1:
             raise InvalidTask("timing: need max_rounds >= min_rounds and pairs_per_round >= 1")
         return opts
 

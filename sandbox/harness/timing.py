@@ -9,7 +9,8 @@
   round's processes are started, imported and warmed up on the *other* CPUs while the round
   before is timed (:class:`_Pipeline`), then moved to the timing CPU. The timing CPU runs
   nothing but the samples; a round costs its pairs rather than two process starts.
-- Then ``pairs_per_round`` pairs: one sample of each side, in random order.
+- Then ``pairs_per_round`` pairs (by default 5, or 3 with several candidates): one sample of
+  each side, in random order.
 - A sample is ``loops`` passes over all workload calls on freshly deep-copied inputs; the clock
   is the worker's CPU time read from this process (all its threads), and the wall time around
   the request. CPU time is the main clock unless the code is clearly multi-threaded
@@ -42,6 +43,7 @@ import math
 import os
 import random
 import statistics
+import threading
 import time
 
 from .procs import Stop
@@ -59,6 +61,10 @@ MAX_CALLS_PER_SAMPLE = 1_000_000
 #: 1 ms workload: ~15 rounds in 4.5 s against ~10 in 9 s), so they get half the time.
 PIPELINED_BUDGET_S = 4.5
 BUDGET_S = 9.0
+#: Pairs per round when the task sets none: with several candidates a set of samples takes
+#: one of each, so fewer sets keep a round about as long as starting the next one's processes.
+PAIRS_ONE = 5
+PAIRS_MANY = 3
 
 
 class Cancelled(Exception):
@@ -247,7 +253,9 @@ class _Pipeline:
     moved back to the spare CPUs to exit there. The timing CPU then runs nothing but samples,
     and a round costs its pairs instead of two process starts (measured: ~0.25 s of a ~0.35 s
     round on a 1 ms workload). Work on the spare CPUs is the rule of the profile that runs
-    beside the timing: other cores, never the timed one."""
+    beside the timing: other cores, never the timed one. When a round is over before its
+    successor's processes are ready (the spare CPUs are busy with tests, or several candidates
+    need many processes), the timing CPU, idle meanwhile, starts the ones not begun yet."""
 
     def __init__(self, sup, spare: list[int]) -> None:  # noqa: ANN001
         from concurrent.futures import ThreadPoolExecutor
@@ -256,7 +264,11 @@ class _Pipeline:
         self.spare = spare
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="timing-next-round")
         self.pending = None
-        self.opening: list = []  # the pending round's workers (killed if timing ends first)
+        self.lock = threading.Lock()
+        self.queue: list[str] = []  # the next round's roles nobody has begun to start
+        self.ready: dict = {}  # role -> its started, warmed-up worker
+        self.opening: list = []  # workers the thread started (killed if timing ends first)
+        self.args: tuple = ()
 
     def prefetch(
         self,
@@ -266,12 +278,31 @@ class _Pipeline:
         seed: float,
         limit_s: float | None,
     ) -> None:
+        with self.lock:
+            self.queue = random.Random(seed).sample(roles, len(roles))
+            self.ready = {}
         self.opening = []
-        self.pending = self.pool.submit(
-            self._open, list(roles), dict(loops), n_cases, seed, limit_s, self.opening
-        )
+        self.args = (dict(loops), n_cases, limit_s)
+        self.pending = self.pool.submit(self._work, self.opening)
 
-    def _open(self, roles, loops, n_cases, seed, limit_s, opening) -> dict:  # noqa: ANN001
+    def _next(self) -> str | None:
+        with self.lock:
+            return self.queue.pop(0) if self.queue else None
+
+    def _open(self, role: str) -> None:
+        loops, n_cases, limit_s = self.args
+        worker, _ = self.sup.load(role, quiet=True)
+        try:
+            limit = time.monotonic() + limit_s if limit_s else None
+            _sample(self.sup, worker, loops[role], n_cases, f"timing the {role}", limit)
+        except BaseException:
+            worker.kill()
+            self.sup.retire(worker)
+            raise
+        with self.lock:
+            self.ready[role] = worker
+
+    def _work(self, opening: list) -> None:
         sup = self.sup
         sup.local.cpus = self.spare  # spawn() pins each new worker there
         sup.local.track = opening
@@ -279,29 +310,41 @@ class _Pipeline:
             os.sched_setaffinity(0, self.spare)  # this thread, hence the processes it forks
         except OSError:
             pass
-        workers: dict = {}
-        try:
-            for role in random.Random(seed).sample(roles, len(roles)):
-                workers[role], _ = sup.load(role, quiet=True)
-            for role in roles:  # the warm-up sample, off the timing CPU
-                limit = time.monotonic() + limit_s if limit_s else None
-                _sample(sup, workers[role], loops[role], n_cases, f"timing the {role}", limit)
-        except BaseException:
-            for worker in workers.values():
-                worker.kill()
-                sup.retire(worker)
-            raise
-        return workers
+        while (role := self._next()) is not None:
+            self._open(role)
 
-    def take(self) -> dict | None:
+    def take(self, cpu: int) -> dict | None:
         """The next round's workers (warmed up), or None when none were started; raises the
-        :class:`Stop` of a worker that failed meanwhile."""
+        :class:`Stop` of a worker that failed meanwhile. Roles the spare CPUs have not begun
+        yet are started here, on the timing CPU (``cpu``), which has nothing else to do."""
         if self.pending is None:
             return None
         future, self.pending = self.pending, None
-        workers = future.result()
+        error: BaseException | None = None
+        before = getattr(self.sup.local, "cpus", None)
+        self.sup.local.cpus = [cpu]
+        try:
+            while not future.done() and (role := self._next()) is not None:
+                self._open(role)
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, after the cleanup
+            error = exc
+            with self.lock:
+                self.queue = []
+        finally:
+            self.sup.local.cpus = before
+        try:
+            future.result()
+        except BaseException as exc:  # noqa: BLE001
+            error = error or exc
+        with self.lock:
+            ready, self.ready = self.ready, {}
         self.opening = []
-        return workers
+        if error is not None:
+            for worker in ready.values():
+                worker.kill()
+                self.sup.retire(worker)
+            raise error
+        return ready
 
     def retire(self, workers: list) -> None:  # noqa: ANN001
         for worker in workers:
@@ -313,13 +356,17 @@ class _Pipeline:
 
     def close(self) -> None:
         if self.pending is not None:  # timing ended first: the next round is not needed
+            with self.lock:
+                self.queue = []
             for worker in list(self.opening):
                 worker.kill()
             try:
-                left = self.pending.result()
-            except BaseException:  # noqa: BLE001 - killed on purpose
-                left = {}
+                self.pending.result()
+            except BaseException:  # noqa: BLE001, S110 - killed on purpose
+                pass
             self.pending = None
+            with self.lock:
+                left, self.ready = self.ready, {}
             for worker in left.values():
                 worker.kill()
                 self.sup.retire(worker)
@@ -365,6 +412,7 @@ def _measure(sup, roles: list[str], opts: dict, cpus: list | None) -> dict:  # n
         budget_s = PIPELINED_BUDGET_S if pipeline is not None else BUDGET_S
     budget_s = float(budget_s)
     cancel = getattr(sup, "cancel_timing", None)
+    pairs_per_round = int(opts.get("pairs_per_round") or (PAIRS_MANY if many else PAIRS_ONE))
     try:
         while len(rounds) < int(opts["max_rounds"]):
             for role, failure in list(getattr(sup, "withdrawn", {}).items()):
@@ -384,7 +432,7 @@ def _measure(sup, roles: list[str], opts: dict, cpus: list | None) -> dict:  # n
             failed: str | None = None
             try:
                 cpu = fixed_cpu if pipeline is not None else rng.choice(cpus)
-                ready = pipeline.take() if pipeline is not None else None
+                ready = pipeline.take(cpu) if pipeline is not None else None
                 if ready is not None:
                     for role in list(ready):  # settled or dropped since it was started
                         if role not in timed:
@@ -449,7 +497,7 @@ def _measure(sup, roles: list[str], opts: dict, cpus: list | None) -> dict:  # n
                     for role in timed:
                         if role not in new:
                             sample(role)  # the warm-up sample
-                for _ in range(int(opts["pairs_per_round"])):
+                for _ in range(pairs_per_round):
                     order = list(timed)
                     rng.shuffle(order)
                     pair = {}
