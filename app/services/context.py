@@ -60,6 +60,8 @@ class Context:
             "eval_workers": settings.eval_workers,
             "model": settings.default_model,
         }
+        if settings.sandbox_timing_budget_s is not None:
+            values["sandbox_timing"] = {"budget_s": settings.sandbox_timing_budget_s}
         values.update(overrides)
         return cls(**values)
 

@@ -107,3 +107,32 @@ def test_a_lease_with_a_spare_core_takes_a_free_one_and_never_waits_for_it():
     finally:
         holder.wait(30)
         holder.stdout.close()
+
+
+def test_an_evaluation_through_the_services_leases_a_spare_core_and_the_configured_budget():
+    """With a second core free the sandbox pipelines its rounds; the timing budget is the
+    ``PERFLOOP_SANDBOX_TIMING_BUDGET_S`` setting (real bwrap sandbox)."""
+    from app.config import Settings
+    from app.services import Context
+    from app.services.evaluation import run_sandbox
+
+    settings = Settings(sandbox_timing_budget_s=2.5, database_url="sqlite://")
+    ctx = Context.from_settings(settings)
+    try:
+        assert ctx.sandbox_timing == {"budget_s": 2.5}
+        loop = "def f(n):\n    s = 0\n    for _ in range({k}):\n        for i in range(n):\n"
+        loop += "            s += i % 7\n    return s // {k}\n"
+        verdict = run_sandbox(
+            ctx,
+            baseline=loop.format(k=2),
+            entry="f",
+            workload="def cases():\n    return [(3000,)]\n",
+            candidate=loop.format(k=2) + "\n",
+            tests=None,
+        )
+    finally:
+        ctx.close()
+    assert verdict["status"] == "ok", verdict["message"]
+    assert verdict["timing"]["pipelined"] is True  # a spare core was leased
+    assert verdict["timing"]["budget_s"] == 2.5
+    assert os.sched_getaffinity(0) == set(cores())  # the lease was given back
