@@ -48,6 +48,21 @@ sys.exit(worker.run_worker(concurrency=int(sys.argv[1])))
 """
 
 
+def _how(ctx, evaluation_id: int) -> str:  # noqa: ANN001
+    """How the sandbox timed it: rounds, why it stopped, pipelined (a spare core), budget."""
+    from db.models import Evaluation
+
+    with ctx.engine.connect() as conn:
+        result = conn.execute(
+            Evaluation.__table__.select().where(Evaluation.id == evaluation_id)
+        ).first().result
+    t = (result or {}).get("timing") or {}
+    return (
+        f"rounds {t.get('rounds')} stopped {t.get('stopped')} pipelined {t.get('pipelined')} "
+        f"budget {t.get('budget_s')} s timing {result.get('timing_s')} s"
+    )
+
+
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
@@ -147,6 +162,7 @@ def main() -> None:
             ev = snap.result
             if snap.state == "done" and ev.ci_low and ev.ci_high:
                 halfwidths.append((ev.ci_high / ev.ci_low) ** 0.5 - 1)
+                print(f"  A/A under load: ±{halfwidths[-1] * 100:.1f} % {_how(ctx, ev.id)}")
         for t in threads:
             t.join()
         wall = time.monotonic() - started

@@ -151,17 +151,29 @@ def test_sequential_verdict_and_settling_rules():
 def test_the_final_look_decides_a_clear_speedup_the_budget_cut_short() -> None:
     from sandbox.harness.timing import decide
 
-    # A slow workload: the budget allowed two rounds; a clear 7x whose rounds differ by 10%.
-    rounds = [[7.0, 7.1, 6.9], [7.7, 7.8, 7.6]]
+    # A slow workload: the budget allowed three rounds; a 1.5x whose rounds differ by ~10%.
+    rounds = [[1.45, 1.46, 1.44], [1.6, 1.61, 1.59], [1.52, 1.53, 1.51]]
     opts = {"sequential": True}
     sequential, final = decide(rounds, opts, "settled")
     assert not final and sequential.verdict == "not significant"  # the CS is still wide
-    assert sequential.ci95[0] < 1.0 < 7.0 < sequential.ci95[1]
+    assert sequential.ci95[0] < 1.0 < 1.5 < sequential.ci95[1]
     decided, final = decide(rounds, opts, "budget")
-    assert final and decided.verdict == "faster"
-    assert 6.9 <= decided.ci95[0] < decided.speedup < decided.ci95[1] <= 7.8 + 1e-9
+    assert final and decided.verdict == "faster"  # the 99% t interval on three rounds
+    assert 1.0 < decided.ci95[0] < 1.45 < decided.speedup < 1.6 < decided.ci95[1]
+    # two rounds: t with one degree of freedom decides nothing of the kind
+    assert decide(rounds[:2], opts, "budget")[1] is False
     # ... and it never turns an A/A difference into a verdict
-    same = [[1.01, 0.99, 1.0], [0.98, 1.02, 1.0]]
+    same = [[1.01, 0.99, 1.0], [0.98, 1.02, 1.0], [1.0, 1.01, 0.99]]
     assert decide(same, opts, "budget") == (decide(same, opts, "settled")[0], False)
     # the fixed protocol has no final look
     assert decide(rounds, {"sequential": False}, "budget")[1] is False
+
+
+def test_the_final_looks_t_quantile_is_students():
+    from scipy.stats import t  # the harness has no scipy: its own closed form, checked here
+
+    from sandbox.harness.stats import t_quantile
+
+    for nu in (1, 2, 3, 4, 7, 12, 40):
+        for alpha in (0.01, 0.05):
+            assert t_quantile(alpha, nu) == pytest.approx(t.ppf(1 - alpha / 2, nu), rel=1e-9)
