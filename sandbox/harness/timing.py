@@ -9,8 +9,9 @@
   round's processes are started, imported and warmed up on the *other* CPUs while the round
   before is timed (:class:`_Pipeline`), then moved to the timing CPU. The timing CPU runs
   nothing but the samples; a round costs its pairs rather than two process starts.
-- Then ``pairs_per_round`` pairs (by default 5, or 3 with several candidates): one sample of
-  each side, in random order.
+- Then ``pairs_per_round`` pairs (by default 5, or 3 with several candidates, fewer, down to
+  2, when one set of samples takes over ~0.1 s: ``ROUND_PAIRS_S``): one sample of each side,
+  in random order.
 - A sample is ``loops`` passes over all workload calls on freshly deep-copied inputs; the clock
   is the worker's CPU time read from this process (all its threads), and the wall time around
   the request. CPU time is the main clock unless the code is clearly multi-threaded
@@ -68,6 +69,11 @@ BUDGET_S = 9.0
 #: one of each, so fewer sets keep a round about as long as starting the next one's processes.
 PAIRS_ONE = 5
 PAIRS_MANY = 3
+#: ... and fewer when samples are slow, so that a round's pairs take about this long (at least
+#: MIN_PAIRS: the median of two pairs still blunts one disturbed sample). A ~0.2 s call: 2
+#: pairs per round instead of 5, ~1.1 s rounds instead of ~2.3 s.
+ROUND_PAIRS_S = 0.5
+MIN_PAIRS = 2
 
 
 class Cancelled(Exception):
@@ -111,7 +117,16 @@ def voluntary_switches(pid: int) -> int:
     return 0
 
 
-def _calibrate(sup, worker, n_cases: int, min_s: float, what: str) -> int:  # noqa: ANN001
+def _calibrate(
+    sup,  # noqa: ANN001
+    worker,  # noqa: ANN001
+    n_cases: int,
+    min_s: float,
+    what: str,
+    per_call: dict[str, float] | None = None,
+) -> int:
+    """The loop count for samples of at least ``min_s``; ``per_call[role]``: the seconds per
+    call the last calibration sample took (wall time)."""
     loops = 1
     while True:
         cpu, wall = _sample(sup, worker, loops, n_cases, what)
@@ -119,6 +134,8 @@ def _calibrate(sup, worker, n_cases: int, min_s: float, what: str) -> int:  # no
         # (wall time only for code that waits rather than computes).
         took = (cpu if cpu > 0.35 * wall else wall) * loops * n_cases
         if took >= min_s or loops * n_cases >= MAX_CALLS_PER_SAMPLE:
+            if per_call is not None:
+                per_call[worker.role] = wall
             return loops
         factor = min(10.0, max(2.0, 1.2 * min_s / max(took, 1e-9)))
         loops = max(loops + 1, min(int(loops * factor), MAX_CALLS_PER_SAMPLE // n_cases))
@@ -415,7 +432,9 @@ def _measure(sup, roles: list[str], opts: dict, cpus: list | None) -> dict:  # n
         budget_s = PIPELINED_BUDGET_S if pipeline is not None else BUDGET_S
     budget_s = float(budget_s)
     cancel = getattr(sup, "cancel_timing", None)
-    pairs_per_round = int(opts.get("pairs_per_round") or (PAIRS_MANY if many else PAIRS_ONE))
+    default_pairs = PAIRS_MANY if many else PAIRS_ONE
+    pairs_per_round = int(opts.get("pairs_per_round") or default_pairs)
+    per_call: dict[str, float] = {}  # wall seconds per call, from the calibration
     # Rounds the budget cannot cut: the confidence sequence bounds nothing useful after two
     # (its multiplier is ~200 standard deviations there, ~9 after three).
     least = 3 if sequential else 2
@@ -484,6 +503,7 @@ def _measure(sup, roles: list[str], opts: dict, cpus: list | None) -> dict:  # n
                         n_cases,
                         float(opts["min_sample_s"]),
                         "timing the " + role,
+                        per_call,
                     )
                 failed = None
                 if new:
@@ -491,6 +511,12 @@ def _measure(sup, roles: list[str], opts: dict, cpus: list | None) -> dict:  # n
                         _equalize_many(loops, new if "baseline" not in new else candidates)
                     else:
                         _equalize(loops)
+                    if not opts.get("pairs_per_round"):
+                        # Slow samples: fewer pairs, more rounds (rounds are the independent
+                        # units), so a round's pairs take about ROUND_PAIRS_S at most.
+                        one_set = sum(per_call.get(r, 0.0) * loops[r] * n_cases for r in timed)
+                        fits = int(ROUND_PAIRS_S / max(one_set, 1e-9))
+                        pairs_per_round = max(MIN_PAIRS, min(default_pairs, fits))
                 if pipeline is not None and len(rounds) + 1 < int(opts["max_rounds"]):
                     pipeline.prefetch(
                         timed,

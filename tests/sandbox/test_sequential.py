@@ -129,3 +129,21 @@ def test_code_that_waits_is_timed_on_the_wall_clock_and_busy_code_on_cpu_time():
     assert verdict["verdict"] == "faster" and 1.6 < verdict["speedup"] < 2.4
     busy = judge(2, 1, budget_s=6)
     assert busy["timing"]["clock"] == "cpu"  # never blocks: a busy machine must not flip it
+
+
+def test_slow_samples_get_fewer_pairs_per_round_and_more_rounds():
+    slow = {
+        "baseline": LOOP.format(k=2),
+        "candidate": LOOP.format(k=1),
+        "entry": "f",
+        "workload": "def cases():\n    return [(1500000,)]\n",  # ~0.1-0.3 s a call
+        "timing": {"min_sample_s": 0.01},
+    }
+    verdict = sandbox.evaluate(slow, backend="bwrap", limits=QUICK_LIMITS)
+    assert verdict["status"] == "ok", verdict["message"]
+    # A set of samples takes ~0.1-0.5 s (machines differ 3x): fewer than 5 pairs, at least 2.
+    assert {len(r) for r in verdict["timing"]["samples"]} <= {2, 3, 4}
+    fast = judge(8, 1)
+    assert {len(r) for r in fast["timing"]["samples"]} == {5}
+    told = judge(8, 1, pairs_per_round=4)  # the task's own choice stands
+    assert {len(r) for r in told["timing"]["samples"]} == {4}
