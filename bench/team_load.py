@@ -53,9 +53,11 @@ def _how(ctx, evaluation_id: int) -> str:  # noqa: ANN001
     from db.models import Evaluation
 
     with ctx.engine.connect() as conn:
-        result = conn.execute(
-            Evaluation.__table__.select().where(Evaluation.id == evaluation_id)
-        ).first().result
+        result = (
+            conn.execute(Evaluation.__table__.select().where(Evaluation.id == evaluation_id))
+            .first()
+            .result
+        )
     t = (result or {}).get("timing") or {}
     return (
         f"rounds {t.get('rounds')} stopped {t.get('stopped')} pipelined {t.get('pipelined')} "
