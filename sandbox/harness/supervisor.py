@@ -47,12 +47,16 @@ class Supervisor:
     (:meth:`_checks_beside_timing`): the baseline's workload and the candidate's equivalence run
     on the timing CPU (nothing is timed yet) while the candidate's tests start on the others;
     timing starts once the equivalence passes, beside the tests and then the profile, and is
-    reported only if the tests pass (failing tests call it off). Otherwise
+    reported only if the tests pass (failing tests call it off). Several candidates
+    (:meth:`_many_checks_beside_timing`): their equivalence first, one at a time; then the
+    equivalent ones are timed together beside their tests and profiles, a candidate whose
+    tests fail withdrawn at once; a process killed by a signal while several candidates' code
+    runs is blamed on all of them. The fixed protocol, or one CPU
     (:meth:`_checks_then_timing`): the baseline's workload run beside the candidates' tests and
     equivalence, one candidate at a time; then timing, with a single candidate's profile beside
-    it. At most one candidate's code runs at any moment, so a process killed by a signal
-    meanwhile is blamed on that candidate (``tampered``). Stages reach the caller in the order
-    of ``STAGES`` whatever order they finish in.
+    it. Outside the timing at most one candidate's code runs at any moment, so a process
+    killed by a signal meanwhile is blamed on that candidate (``tampered``). Stages reach the
+    caller in the order of ``STAGES`` whatever order they finish in.
     """
 
     def __init__(self, job: dict, events_fd: int) -> None:
