@@ -7,6 +7,7 @@ figures to report.
 
 from __future__ import annotations
 
+import functools
 import os
 import statistics
 import subprocess
@@ -26,7 +27,8 @@ LOOP = (
     "def f(n):\n    for _ in range({reps}):\n        s = 0\n        for i in range(n):\n"
     "            s += i % 7\n    return s\n"
 )
-# About 1 ms per call (reps=2) on this machine: see the ms/call column of sandbox_aa.py.
+# Fixed sizes: ~1 ms per call (reps=2) where they were chosen, 2-3 ms on this 3x slower machine
+# (see the ms/call column of sandbox_aa.py); ratio_task sizes its workload to 1 ms here.
 WORKLOAD_1MS = "def cases():\n    return [(20000,), (21000,), (22000,)]\n"
 
 
@@ -44,18 +46,13 @@ def loop_task(
     return task
 
 
-_PASS_S: list[float] = []
-
-
+@functools.cache
 def loop_pass_s() -> float:
     """Seconds per pass of LOOP's inner loop on this machine, now (measured once per run: the
     machines this runs on differ by 3x, and a "1 ms workload" should be one here too)."""
-    if not _PASS_S:
-        ns: dict = {}
-        exec(LOOP.format(reps=1), ns)  # noqa: S102 - the benchmark's own code
-        best = min(_cpu_of(ns["f"], 20000) for _ in range(15))
-        _PASS_S.append(best / 20000)
-    return _PASS_S[0]
+    ns: dict = {}
+    exec(LOOP.format(reps=1), ns)  # noqa: S102 - the benchmark's own code
+    return min(_cpu_of(ns["f"], 20000) for _ in range(15)) / 20000
 
 
 def _cpu_of(fn, n: int) -> float:  # noqa: ANN001

@@ -29,6 +29,12 @@ class Stop(Exception):
         self.stage = stage  # where it went wrong (sandbox/verdict.py ErrorStage), if known
 
 
+def killed_by_signal(message: str) -> bool:
+    """Whether a :class:`Stop`'s message says a process was killed by SIGKILL or SIGTERM (the
+    processes share a uid: another side's code may have sent it)."""
+    return "killed by SIGKILL" in message or "killed by SIGTERM" in message
+
+
 class OutputLog:
     """All stdout/stderr of the code under test: a byte budget and the tails for the verdict."""
 

@@ -22,7 +22,7 @@ import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from . import values
-from .procs import OutputLog, Stop, WorkerProcess, kill_all, stray_processes
+from .procs import OutputLog, Stop, WorkerProcess, kill_all, killed_by_signal, stray_processes
 from .timing import Cancelled, measure
 
 MAX_MISMATCHES = 5
@@ -413,7 +413,7 @@ class Supervisor:
         try:
             data = measure(self, ["baseline", *roles], self.job["timing"], cpus)
         except Stop as stop:
-            killed = "killed by SIGKILL" in stop.message or "killed by SIGTERM" in stop.message
+            killed = killed_by_signal(stop.message)
             if concurrent and killed and stop.role in roles:
                 # The candidate's own profile ran beside: nothing else could signal it.
                 raise Stop(
@@ -692,7 +692,7 @@ class Supervisor:
                 self._guard(role, "tests", self.run_tests, role)
                 tests_failed[role] = self.local.failed_stage
                 status, message, _ = self.outcome.get(role, ("ok", "", None))
-                if status == "crashed" and _signalled(message) and timing.is_set():
+                if status == "crashed" and killed_by_signal(message) and timing.is_set():
                     note = (
                         f"{message}; killed while {', '.join(timed)} were being timed (one of "
                         "them may have sent the signal: evaluate them separately to find which)"
@@ -863,10 +863,6 @@ def _timing_for(data: dict, role: str) -> dict:
     if "estimate" in info:
         out["estimate"] = info["estimate"]
     return out
-
-
-def _signalled(message: str) -> bool:
-    return "killed by SIGKILL" in message or "killed by SIGTERM" in message
 
 
 def _session_of(pid: int) -> int | None:

@@ -50,7 +50,7 @@ import statistics
 import threading
 import time
 
-from .procs import Stop
+from .procs import Stop, killed_by_signal
 from .stats import (
     NOISE_BAND,
     SpeedupEstimate,
@@ -555,9 +555,7 @@ def _measure(sup, roles: list[str], opts: dict, cpus: list | None) -> dict:  # n
                 culprit = stop.role or failed
                 if not many or culprit not in sides or time.monotonic() >= sup.deadline - 0.1:
                     raise
-                signalled = (
-                    "killed by SIGKILL" in stop.message or "killed by SIGTERM" in stop.message
-                )
+                signalled = killed_by_signal(stop.message)
                 if signalled:
                     # Same uid: any candidate of the round may have sent it; none is trusted.
                     note = (
