@@ -8,6 +8,7 @@ harness changes need no rebuild. The supervisor is the container's PID 1.
 
 from __future__ import annotations
 
+import socket
 import struct
 import threading
 import time
@@ -52,6 +53,25 @@ def _client(base_url: str):  # noqa: ANN202
         return _CLIENTS[base_url]
 
 
+def unix_engine_answers(path: str, timeout: float = 5.0) -> bool:
+    """The engine listening on the unix socket ``path`` answers ``GET /_ping`` with 200.
+
+    Asked over a plain socket that is always closed, before any SDK client is made: the SDK's
+    unix connection never closes the socket of a refused connect (a socket file left by an
+    engine that is not running, or one that is still starting), and the garbage collector
+    later reports it as a ResourceWarning.
+    """
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(path)
+            sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            status_line = sock.recv(64).split(b"\r\n", 1)[0]
+    except OSError:
+        return False
+    return status_line.split(b" ")[1:2] == [b"200"]
+
+
 class DockerBackend(Backend):
     name = "docker"
 
@@ -68,11 +88,15 @@ class DockerBackend(Backend):
             import docker
         except ImportError:
             return "the 'docker' Python package is not installed"
-        if self.base_url.startswith("unix://") and not Path(self.base_url[7:]).exists():
-            return (
-                f"no Docker engine: {self.base_url[7:]} does not exist "
-                "(start dockerd, e.g. `dockerd --iptables=false --bridge=none`)"
-            )
+        if self.base_url.startswith("unix://"):
+            path = self.base_url[7:]
+            if not Path(path).exists():
+                return (
+                    f"no Docker engine: {path} does not exist "
+                    "(start dockerd, e.g. `dockerd --iptables=false --bridge=none`)"
+                )
+            if not unix_engine_answers(path):
+                return f"the Docker engine at {self.base_url} does not answer"
         try:
             self.client().ping()
         except Exception as exc:  # noqa: BLE001 - any failure means: not usable

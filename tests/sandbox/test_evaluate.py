@@ -258,3 +258,26 @@ def test_the_docker_url_setting_reaches_the_backend(monkeypatch, tmp_path):
         monkeypatch.undo()
         get_settings.cache_clear()
     assert reason is not None and str(missing) in reason
+
+
+def test_a_docker_socket_nobody_listens_on_is_unavailable_and_leaks_nothing(tmp_path):
+    """A socket file left by an engine that is not running (or is still starting): the backend
+    says the engine does not answer, and no socket is left for the garbage collector (the SDK's
+    refused connects leak theirs; under ``-W error`` the next test would fail on it)."""
+    import gc
+    import socket
+
+    from sandbox.backends.docker import DockerBackend
+
+    path = tmp_path / "stale.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(str(path))  # the file stays; nobody listens once it is closed
+    leaked: list[str] = []
+    hook, sys.unraisablehook = sys.unraisablehook, lambda u: leaked.append(repr(u.exc_value))
+    try:
+        reason = DockerBackend(base_url=f"unix://{path}").unavailable_reason()
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    assert reason == f"the Docker engine at unix://{path} does not answer"
+    assert leaked == []
