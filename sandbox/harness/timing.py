@@ -27,8 +27,9 @@
   (``stats.sequential_estimate``); a candidate stops (``settled``) once its CI lies outside the
   noise band (``noise_band``, ±2%: faster/slower) or inside it (not significant). Looking after
   every round is what the confidence sequence allows: its 96% holds at any stopping round.
-  A candidate still undecided when timing ends (budget, ``max_rounds``) gets one final look:
-  the fixed protocol's 99% CI on all its rounds (``stats.final_look``; 4% + 1% = 5% in all).
+  A candidate still undecided when timing ends (budget, ``max_rounds``) gets one final look: a
+  99% Student-t interval on its rounds' statistics, and it reports the narrower of that and the
+  sequence's interval (``stats.final_look``; 4% + 1% = 5% in all).
 - Fixed protocol (``sequential: false``): after ``min_rounds`` (default 4) rounds the bootstrap
   CI is computed and sampling stops once its half-width is within ``target_rel_ci`` (but not
   before ``early_stop_rounds``).
@@ -219,8 +220,8 @@ def estimate(rounds: list[list[float]], opts: dict, seed: int = 0) -> SpeedupEst
 def decide(
     rounds: list[list[float]], opts: dict, stopped: str | None, seed: int = 0
 ) -> tuple[SpeedupEstimate, bool]:
-    """The estimate timing reports once it has stopped for ``stopped``; True when the final look
-    decided it (sequential timing that ran out of budget or rounds before settling)."""
+    """The estimate timing reports once it has stopped for ``stopped``; True when it is the
+    final look's (sequential timing that ran out of budget or rounds before settling)."""
     est = estimate(rounds, opts, seed=seed)
     if opts.get("sequential", True) and stopped in ("budget", "max_rounds"):
         final = final_look(rounds, est, seed=seed)
@@ -263,7 +264,7 @@ class _Side:
         self.failure: tuple[str, str] | None = None
         self.duration_s = 0.0
         self.estimate: SpeedupEstimate | None = None
-        self.final_look = False  # decided by the final fixed-protocol look (stats.final_look)
+        self.final_look = False  # its estimate is the final look's (stats.final_look)
 
 
 class _Pipeline:

@@ -16,9 +16,10 @@ from sandbox.harness.stats import (
     sequential_verdict,
     settled,
     summarize,
+    t_quantile,
     verdict_for,
 )
-from tests.sandbox.noise_model import LOADED, QUIET, simulate_sequence
+from tests.sandbox.noise_model import LOADED, QUIET, Noise, simulate_sequence
 
 
 def noisy_rounds(true_ratio: float, rounds: int, pairs: int, noise: float, seed: int = 1):
@@ -161,10 +162,17 @@ def test_the_final_look_decides_a_clear_speedup_the_budget_cut_short() -> None:
     assert final and decided.verdict == "faster"  # the 99% t interval on three rounds
     assert 1.0 < decided.ci95[0] < 1.45 < decided.speedup < 1.6 < decided.ci95[1]
     # two rounds: t with one degree of freedom decides nothing of the kind
-    assert decide(rounds[:2], opts, "budget")[1] is False
-    # ... and it never turns an A/A difference into a verdict
-    same = [[1.01, 0.99, 1.0], [0.98, 1.02, 1.0], [1.0, 1.01, 0.99]]
-    assert decide(same, opts, "budget") == (decide(same, opts, "settled")[0], False)
+    assert decide(rounds[:2], opts, "budget")[0].verdict == "not significant"
+    # ... and it never turns an A/A difference into a verdict; its interval, narrower than the
+    # sequence's, is the one reported
+    same = [[1.0, 0.99, 1.01], [0.985, 0.98, 0.99], [1.015, 1.02, 1.01], [1.0, 0.99, 1.01]]
+    cs, at_budget = decide(same, opts, "settled")[0], decide(same, opts, "budget")
+    assert at_budget[1] and at_budget[0].verdict == cs.verdict == "not significant"
+    assert at_budget[0].speedup == pytest.approx(cs.speedup)
+    assert cs.ci95[0] < at_budget[0].ci95[0] < 1.0 < at_budget[0].ci95[1] < cs.ci95[1]
+    assert at_budget[0].rel_halfwidth == pytest.approx(
+        cs.rel_halfwidth * t_quantile(0.01, 3) / 2 / cs_multiplier(4, 0.04), rel=0.02
+    )
     # the fixed protocol has no final look
     assert decide(rounds, {"sequential": False}, "budget")[1] is False
 
@@ -177,3 +185,17 @@ def test_the_final_looks_t_quantile_is_students():
     for nu in (1, 2, 3, 4, 7, 12, 40):
         for alpha in (0.01, 0.05):
             assert t_quantile(alpha, nu) == pytest.approx(t.ppf(1 - alpha / 2, nu), rel=1e-9)
+
+
+def test_the_interval_at_a_budget_stop_covers_small_effects_95_percent():
+    """A small effect (or none) that the budget cuts short: the reported interval, the narrower
+    of the sequence's and the final look's, still covers the true speedup in >= 95% of runs
+    (union bound: 4% + 1%), under noise with heavy tails and shifted rounds."""
+    rng = random.Random(7)
+    noisy = Noise(pair_sd=0.03, process_sd=0.012)  # rounds ~1.5% apart: few settle by 12
+    for ratio in (1.0, 1.01, 0.985):
+        runs = [simulate_sequence(rng, ratio, noisy, max_rounds=12) for _ in range(500)]
+        cut_short = [est for est, why in runs if why == "max_rounds"]
+        assert len(cut_short) > 250, ratio  # most of them end on the final look
+        missed = sum(not est.ci95[0] <= ratio <= est.ci95[1] for est, _ in runs)
+        assert missed / len(runs) <= 0.05, (ratio, missed)
