@@ -212,9 +212,7 @@ def sequential_estimate(
     )
 
 
-def final_look(
-    rounds: list[list[float]], sequential: SpeedupEstimate, seed: int = 0
-) -> SpeedupEstimate | None:
+def final_look(rounds: list[list[float]], sequential: SpeedupEstimate) -> SpeedupEstimate | None:
     """Timing ended (budget or rounds used up) before the confidence sequence settled: the
     interval at that stop is the narrower of the sequence's and a Student-t interval at level
     1 - ``ALPHA_FINAL`` on the per-round statistics (rounds are the independent units; the

@@ -224,7 +224,7 @@ def decide(
     final look's (sequential timing that ran out of budget or rounds before settling)."""
     est = estimate(rounds, opts, seed=seed)
     if opts.get("sequential", True) and stopped in ("budget", "max_rounds"):
-        final = final_look(rounds, est, seed=seed)
+        final = final_look(rounds, est)
         if final is not None:
             return final, True
     return est, False

@@ -43,7 +43,7 @@ WORKLOAD = "def cases():\n    return [(10,), (1000,)]\n"
 
 
 def _docker_answers() -> bool:
-    return DOCKER_SOCKET.exists() and unix_engine_answers(str(DOCKER_SOCKET))
+    return unix_engine_answers(str(DOCKER_SOCKET))  # False while the file is missing
 
 
 @pytest.fixture(scope="session")
