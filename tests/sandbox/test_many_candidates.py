@@ -91,7 +91,10 @@ def test_the_baseline_is_measured_once_for_all(many):
     half, same = many["candidates"][0], many["candidates"][1]
     first_round = [[p["baseline"] for p in each["timing"]["samples"][0]] for each in (half, same)]
     assert first_round[0] == first_round[1]  # the same baseline samples, paired with both
-    assert many["rounds"] == max(half["rounds"], same["rounds"])
+    # The task times at least as many rounds as its longest-timed candidate, and may time more:
+    # a candidate whose tests still run beside is timed until they fail (then withdrawn, its
+    # rounds never reported), possibly after both of these settled (seen: both at 2, task 3).
+    assert many["rounds"] >= max(half["rounds"], same["rounds"])
     assert many["timing_s"] >= max(half["timing_s"], same["timing_s"])
 
 
