@@ -8,7 +8,10 @@ real sandbox. The workers are real ``app.worker.run_worker`` processes (started 
 transcript installed); this process plays the app (``PERFLOOP_JOBS=queue``: it only enqueues).
 
 Prints: jobs lost (must be 0), duplicated (0), queue wait p50/p95, the A/A CI half-width while
-the load runs (target within ±3 %), and the wall time.
+the load runs (target within ±3 %) beside the same A/A on the same idle workers just before the
+load starts (their ratio is what the load costs; the idle figure is this host's own noise), the
+A/A speedups themselves (identical code: 1 inside every CI, and how far from 1 the point
+estimates stray), and the wall time.
 Run: ``.venv/bin/python bench/team_load.py [users] [turns] [aa_runs]``
 """
 
@@ -153,18 +156,30 @@ def main() -> None:
         )
         submitted.append(same.id)
         aa_candidate = services.wait_job(same.id, 300, ctx=ctx).result.id
-        threads = [threading.Thread(target=user, args=(i,)) for i in range(users)]
-        for t in threads:
-            t.start()
-        halfwidths: list[float] = []
-        while any(t.is_alive() for t in threads) and len(halfwidths) < aa_runs:
+
+        def aa(label: str, into: list) -> None:
             snap = services.wait_job(
                 submit("evaluation", aa_sid, candidate_id=aa_candidate), 900, ctx=ctx
             )
             ev = snap.result
             if snap.state == "done" and ev.ci_low and ev.ci_high:
-                halfwidths.append((ev.ci_high / ev.ci_low) ** 0.5 - 1)
-                print(f"  A/A under load: ±{halfwidths[-1] * 100:.1f} % {_how(ctx, ev.id)}")
+                half = (ev.ci_high / ev.ci_low) ** 0.5 - 1
+                into.append((half, ev.speedup, ev.ci_low, ev.ci_high))
+                print(
+                    f"  A/A {label}: ×{ev.speedup:.3f} ±{into[-1][0] * 100:.1f} % "
+                    f"{_how(ctx, ev.id)}",
+                    flush=True,
+                )
+
+        idle: list[tuple] = []
+        for _ in range(max(2, aa_runs // 2)):
+            aa("idle", idle)
+        threads = [threading.Thread(target=user, args=(i,)) for i in range(users)]
+        for t in threads:
+            t.start()
+        loaded: list[tuple] = []
+        while any(t.is_alive() for t in threads) and len(loaded) < aa_runs:
+            aa("under load", loaded)
         for t in threads:
             t.join()
         wall = time.monotonic() - started
@@ -216,11 +231,21 @@ def main() -> None:
     )
     print(f"jobs lost {len(lost)} (must be 0), duplicated {duplicated} (must be 0)")
     print(f"queue wait p50 {percentile(waits, 50):.2f} s, p95 {percentile(waits, 95):.2f} s")
-    if halfwidths:
+    for label, runs in (("idle", idle), ("under load", loaded)):
+        if not runs:
+            continue
+        halves = [r[0] * 100 for r in runs]
+        strays = [abs(r[1] - 1) * 100 for r in runs]
+        covered = sum(1 for r in runs if r[2] <= 1 <= r[3])
         print(
-            f"A/A CI half-width under load: median {np.median(halfwidths) * 100:.2f} %, "
-            f"max {max(halfwidths) * 100:.2f} % over {len(halfwidths)} runs (target ±3 %)"
+            f"A/A {label}: CI half-width median {np.median(halves):.2f} %, "
+            f"max {max(halves):.2f} %; "
+            f"speedup off 1 by median {np.median(strays):.2f} %, max {max(strays):.2f} %; "
+            f"1 inside {covered} of {len(runs)} CIs"
         )
+    if idle and loaded:
+        ratio = np.median([r[0] for r in loaded]) / np.median([r[0] for r in idle])
+        print(f"A/A CI half-width under load / idle: {ratio:.2f} (target under load ±3 %)")
     print(f"wall time {wall:.0f} s")
     for e in errors:
         print("error:", e)
