@@ -47,7 +47,8 @@ ALPHA_SEQUENTIAL = ALPHA - ALPHA_FINAL
 #: outside it settles ``faster``/``slower``. 2%: the run-to-run spread of a typical machine.
 NOISE_BAND = 0.02
 #: Prior variances of the standardised effect (log speedup / round-to-round sd) mixed in the
-#: confidence sequence: 16 suits small effects, 1024 lets a clear 2x settle after 2 rounds.
+#: confidence sequence: 16 suits small effects, 1024 lets a clear 2x settle after 2 rounds
+#: (where its pairs agree within ~0.7%: see within_round_sd).
 MIXTURE_G = (16.0, 1024.0)
 
 
@@ -139,7 +140,10 @@ def cs_multiplier(n: int, alpha: float = ALPHA, gs: tuple[float, ...] = MIXTURE_
 
 
 def confidence_sequence(
-    values: list[float], alpha: float = ALPHA, gs: tuple[float, ...] = MIXTURE_G
+    values: list[float],
+    alpha: float = ALPHA,
+    gs: tuple[float, ...] = MIXTURE_G,
+    floor: float = 0.0,
 ) -> tuple[float, float, float]:
     """(mean, low, high) of an anytime-valid confidence sequence for the mean of ``values``.
 
@@ -161,6 +165,11 @@ def confidence_sequence(
     ``tests/sandbox/test_stats.py`` and ``bench/sandbox_sequential_sim.py`` (normal and heavy-
     tailed noise, disturbed rounds). ``low``/``high`` are infinite while the sequence is
     still unbounded (``n < 2``).
+
+    ``floor``: a lower bound on the standard deviation used for the radius (``mean ± m·max(s,
+    floor)``). Each interval then contains the one without it, so the sequence stays
+    anytime-valid; it only guards against a spread estimated too small from a few values that
+    happen to agree (see :func:`within_round_sd`).
     """
     n = len(values)
     if n == 0:
@@ -169,7 +178,7 @@ def confidence_sequence(
     if n < 2:
         return mean, -math.inf, math.inf
     sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
-    radius = cs_multiplier(n, alpha, gs) * sd
+    radius = cs_multiplier(n, alpha, gs) * max(sd, floor)
     return mean, mean - radius, mean + radius
 
 
@@ -179,6 +188,31 @@ def round_statistic(ratios: list[float]) -> float:
     logs = sorted(math.log(r) for r in ratios)
     k = len(logs)
     return logs[k // 2] if k % 2 else (logs[k // 2 - 1] + logs[k // 2]) / 2
+
+
+def within_round_sd(rounds: list[list[float]]) -> float:
+    """What the pairs inside a round say of the spread of its statistic: the median over rounds
+    of the sd of a round's log-ratios divided by sqrt(pairs); 0 with one pair per round.
+
+    The round-to-round spread can never be smaller than that (it is that plus the differences
+    between processes), but with two or three rounds its estimate often is: on a host whose
+    pairs spread by 5%, two rounds whose medians agreed within 0.01% by chance made the
+    sequence (212 sds wide at two rounds) settle an A/A ``not significant`` at ±0.9%, an
+    interval the data did not support. A floor of this size on the spread
+    (:func:`confidence_sequence`'s ``floor``, and the final look's) only widens intervals, so
+    they stay valid. The median over rounds: a round with a burst of load does not set it."""
+    spreads = []
+    for r in rounds:
+        if len(r) >= 2:
+            logs = [math.log(x) for x in r]
+            mean = math.fsum(logs) / len(logs)
+            var = math.fsum((v - mean) ** 2 for v in logs) / (len(logs) - 1)
+            spreads.append(math.sqrt(var / len(logs)))
+    if not spreads:
+        return 0.0
+    spreads.sort()
+    k = len(spreads)
+    return spreads[k // 2] if k % 2 else (spreads[k // 2 - 1] + spreads[k // 2]) / 2
 
 
 def sequential_verdict(ci95: tuple[float, float], band: float = NOISE_BAND) -> str:
@@ -205,7 +239,9 @@ def sequential_estimate(
     rounds = [r for r in rounds if r]
     if not rounds:
         raise ValueError("no timing pairs")
-    mean, low, high = confidence_sequence([round_statistic(r) for r in rounds], alpha)
+    mean, low, high = confidence_sequence(
+        [round_statistic(r) for r in rounds], alpha, floor=within_round_sd(rounds)
+    )
     ci = (_exp(low), _exp(high))
     return SpeedupEstimate(
         _exp(mean), ci, sequential_verdict(ci, band), sum(len(r) for r in rounds), len(rounds)
@@ -224,13 +260,15 @@ def final_look(rounds: list[list[float]], sequential: SpeedupEstimate) -> Speedu
     against the sequence's 1.34). None when the sequence has settled or there are fewer than
     two rounds. Not the pairs' bootstrap: with the three rounds a slow workload may get,
     resampling rounds cannot show their spread (measured on A/A: 1 false verdict in 30 at
-    three rounds)."""
-    stats = [round_statistic(r) for r in rounds if r]
+    three rounds). The spread is floored like the sequence's (:func:`within_round_sd`)."""
+    rounds = [r for r in rounds if r]
+    stats = [round_statistic(r) for r in rounds]
     n = len(stats)
     if settled(sequential.ci95) or n < 2:
         return None
     mean = math.fsum(stats) / n
     sd = math.sqrt(math.fsum((v - mean) ** 2 for v in stats) / (n - 1))
+    sd = max(sd, within_round_sd(rounds))
     radius = t_quantile(ALPHA_FINAL, n - 1) * sd / math.sqrt(n)
     low, high = sequential.ci95
     if 0.0 < low and high < math.inf:

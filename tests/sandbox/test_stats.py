@@ -18,6 +18,7 @@ from sandbox.harness.stats import (
     summarize,
     t_quantile,
     verdict_for,
+    within_round_sd,
 )
 from tests.sandbox.noise_model import LOADED, QUIET, Noise, simulate_sequence
 
@@ -147,6 +148,28 @@ def test_sequential_verdict_and_settling_rules():
     assert not settled((1.01, 1.5)) and not settled((0.95, 1.01))
     est = sequential_estimate([[2.0, 2.02, 1.98]] * 3)
     assert est.ci95[0] <= est.speedup <= est.ci95[1] and est.rounds == 3 and est.pairs == 9
+
+
+def test_rounds_that_agree_by_chance_do_not_settle_what_their_pairs_leave_open():
+    """Two rounds whose medians coincide while their pairs spread by 5%: the spread between
+    rounds is 0, but the pairs say a round's statistic is uncertain by ~3%, so the sequence stays
+    open (without the floor it settled ``not significant`` at ±0%), at the final look too."""
+    from sandbox.harness.timing import decide
+
+    rounds = [[1.05, 1.0, 0.95], [0.95, 1.0, 1.05]]
+    est = sequential_estimate(rounds)
+    assert not settled(est.ci95) and est.ci95[0] < 0.5 and est.ci95[1] > 2.0
+    assert within_round_sd(rounds) == pytest.approx(0.05 / math.sqrt(3), rel=0.02)
+    final, _ = decide([*rounds, [1.05, 1.0, 0.95]], {"sequential": True}, "budget")
+    assert final.rel_halfwidth > 0.05  # a t interval on three rounds of ±3%, not ±0
+    # The floor only widens: every interval contains the one without it.
+    rng = random.Random(3)
+    for _ in range(200):
+        sample = noisy_rounds(1.0, rounds=rng.randint(2, 8), pairs=3, noise=0.03, seed=rng.random())
+        stats = [statistics.median(math.log(x) for x in r) for r in sample]
+        _, low, high = confidence_sequence(stats)
+        _, low_f, high_f = confidence_sequence(stats, floor=within_round_sd(sample))
+        assert low_f <= low and high <= high_f
 
 
 def test_the_final_look_decides_a_clear_speedup_the_budget_cut_short() -> None:
