@@ -4,6 +4,11 @@ pyperf times the same per-call protocol (inputs deep-copied before the clock sta
 own process orchestration and statistics (``--fast``; mean of values), once with its default
 wall clock (``perf_counter``) and once with CPU time (``process_time``, fair on a loaded
 machine); the sandbox runs with its defaults. Target: agreement within 3%.
+
+pyperf's worker processes are pinned to one CPU (``--affinity``), the same for baseline and
+candidate, as the sandbox pins both sides of its pairs: the two vCPUs of a cloud VM can differ
+in speed by far more than 3% at the same moment (measured here: the same loop 1.7x slower on
+one than on the other), and unpinned workers land on either.
 Run: ``.venv/bin/python bench/sandbox_pyperf.py [backend] [pair name prefix…] [--quick]``
 (``--quick``: the first three pairs, the ones the issue's target names.)
 """
@@ -11,6 +16,7 @@ Run: ``.venv/bin/python bench/sandbox_pyperf.py [backend] [pair name prefix…] 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -69,6 +75,10 @@ pyperf.Runner().bench_time_func("pass", passes)
 """
 
 
+#: The CPU pyperf's workers run on (the last one this process may use).
+PYPERF_CPU = max(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+
+
 def pyperf_mean(code: str, workload: str, clock: str) -> float:
     """Mean time of one pass over the workload, measured by pyperf (``--fast``)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -78,7 +88,15 @@ def pyperf_mean(code: str, workload: str, clock: str) -> float:
         script.write_text(PYPERF_SCRIPT.format(dir=tmp, clock=clock))
         out = Path(tmp, "out.json")
         subprocess.run(
-            [sys.executable, str(script), "--fast", "-q", "-o", str(out)],
+            [
+                sys.executable,
+                str(script),
+                "--fast",
+                "-q",
+                "-o",
+                str(out),
+                *([f"--affinity={PYPERF_CPU}"] if PYPERF_CPU is not None else []),
+            ],
             check=True,
             capture_output=True,
         )
