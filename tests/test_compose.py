@@ -109,6 +109,19 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
         procs.stop()
 
 
+def _migrate(migrate: dict, url: str, data: Path) -> None:
+    """The `migrate` service: its command, to completion (what the others depend on)."""
+    done = subprocess.run(
+        _command(migrate, {}),
+        cwd=ROOT,
+        env=_env(migrate, url, data),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def _get(url: str, procs: Processes, name: str, proc: subprocess.Popen, within: float) -> bytes:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
@@ -132,16 +145,7 @@ def test_the_compose_services_run_as_described(compose, postgres_url, processes,
     data.mkdir()
     app_port = str(_free_port())
 
-    migrate = services["migrate"]
-    done = subprocess.run(
-        _command(migrate, {}),
-        cwd=ROOT,
-        env=_env(migrate, postgres_url, data),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    _migrate(services["migrate"], postgres_url, data)
     engine = create_engine(postgres_url)
     try:
         with engine.connect() as conn:
@@ -228,15 +232,7 @@ def test_the_demo_oidc_profile_serves_sign_in(compose, postgres_url, processes, 
 
     data = tmp_path / "data"
     data.mkdir()
-    migrate = services["migrate"]
-    subprocess.run(
-        _command(migrate, {}),
-        cwd=ROOT,
-        env=_env(migrate, postgres_url, data),
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    _migrate(services["migrate"], postgres_url, data)
     provider = processes.start(
         "oidc", _command(oidc, {"9400": provider_port}), {**os.environ, "PATH": str(VENV_BIN)}
     )
