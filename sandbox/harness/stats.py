@@ -185,9 +185,13 @@ def confidence_sequence(
 def round_statistic(ratios: list[float]) -> float:
     """One observation per round for the confidence sequence: the median of the round's paired
     log-ratios (rounds are fresh processes, so rounds, not pairs, are independent)."""
-    logs = sorted(math.log(r) for r in ratios)
-    k = len(logs)
-    return logs[k // 2] if k % 2 else (logs[k // 2 - 1] + logs[k // 2]) / 2
+    return _median([math.log(r) for r in ratios])
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    k = len(ordered)
+    return ordered[k // 2] if k % 2 else (ordered[k // 2 - 1] + ordered[k // 2]) / 2
 
 
 def within_round_sd(rounds: list[list[float]]) -> float:
@@ -208,11 +212,7 @@ def within_round_sd(rounds: list[list[float]]) -> float:
             mean = math.fsum(logs) / len(logs)
             var = math.fsum((v - mean) ** 2 for v in logs) / (len(logs) - 1)
             spreads.append(math.sqrt(var / len(logs)))
-    if not spreads:
-        return 0.0
-    spreads.sort()
-    k = len(spreads)
-    return spreads[k // 2] if k % 2 else (spreads[k // 2 - 1] + spreads[k // 2]) / 2
+    return _median(spreads) if spreads else 0.0
 
 
 def sequential_verdict(ci95: tuple[float, float], band: float = NOISE_BAND) -> str:
@@ -324,5 +324,4 @@ def summarize(per_call: list[float]) -> dict:
     n = len(ordered)
     if not n:
         return {"median_s": None, "min_s": None, "max_s": None}
-    mid = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
-    return {"median_s": mid, "min_s": ordered[0], "max_s": ordered[-1]}
+    return {"median_s": _median(ordered), "min_s": ordered[0], "max_s": ordered[-1]}
