@@ -18,7 +18,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,17 +31,12 @@ import yaml
 from sqlalchemy import create_engine, text
 
 from tests.conftest import ROOT
+from tests.support.net import free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 COMPOSE = ROOT / "compose.yaml"
 VENV_BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _interpolate(value: str) -> str:
@@ -143,7 +137,7 @@ def test_the_compose_services_run_as_described(compose, postgres_url, processes,
         )
     data = tmp_path / "data"
     data.mkdir()
-    app_port = str(_free_port())
+    app_port = str(free_port())
 
     _migrate(services["migrate"], postgres_url, data)
     engine = create_engine(postgres_url)
@@ -214,7 +208,7 @@ def test_the_demo_oidc_profile_serves_sign_in(compose, postgres_url, processes, 
     services = compose["services"]
     oidc, signin = services["oidc"], services["app-signin"]
     assert oidc["profiles"] == signin["profiles"] == ["demo-oidc"]
-    provider_port, signin_port = str(_free_port()), str(_free_port())
+    provider_port, signin_port = str(free_port()), str(free_port())
 
     (config,) = signin["configs"]
     content = _interpolate(compose["configs"][config["source"]]["content"])

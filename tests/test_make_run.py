@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -15,17 +14,12 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.conftest import ROOT
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support.net import free_port
 
 
 @pytest.mark.slow
 def test_make_run_serves_health_ok_on_a_migrated_database(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     db = tmp_path / "run.db"
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{db}"}
     log = tmp_path / "make-run.log"

@@ -4,7 +4,6 @@ port and a temporary SQLite database, and a headless Debian chromium driven by P
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from tests.support.net import free_port
 
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -47,12 +47,6 @@ def selectbox_shows(box) -> str:  # noqa: ANN001
     return " ".join([box.inner_text(), *shown])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app_env() -> dict[str, str]:
     """Extra environment of the app under test; a test module overrides this fixture (e.g. to
@@ -71,7 +65,7 @@ def app_args() -> list[str]:
 def app_url(tmp_path_factory, app_env, app_args) -> Iterator[str]:  # noqa: ANN001
     """Base URL of a running app; its log is saved to test-artifacts/ on the way out."""
     tmp = tmp_path_factory.mktemp("e2e")
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ)
     env.update(
         DATABASE_URL=f"sqlite:///{tmp / 'perfloop.db'}",

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.e2e.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, _free_port
+from tests.e2e.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from tests.e2e.test_core_flow import shot, wait_idle
+from tests.support.net import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.model]
 
@@ -26,7 +27,7 @@ STALE_S = 10  # a loaded machine running the model in-process may delay heartbea
 
 
 def _start(db: Path, name: str) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ)
     env.update(
         DATABASE_URL=f"sqlite:///{db}",

@@ -3,7 +3,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from app.moe.server import create_app
 from tests.moe.conftest import USER
+from tests.support.net import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.model]
 
@@ -115,12 +115,6 @@ def test_errors_are_openai_shaped(client):
     _error(client.get("/v1/nothing"), 404, None)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _perfloop_through_the_server(url: str, engine, monkeypatch) -> None:  # noqa: ANN001
     """``PERFLOOP_MOE_URL``: perfloop's own client runs ``perfloop-moe/default`` on the server;
     the tokens and their routing arrive while they stream, as from the in-process engine."""
@@ -161,7 +155,7 @@ def _perfloop_through_the_server(url: str, engine, monkeypatch) -> None:  # noqa
 def test_cli_server_with_the_openai_client(default_engine, moe_data_dir, monkeypatch):
     import openai
 
-    port = _free_port()
+    port = free_port()
     # the same data dir as the session's engine: the server finds the cached partition
     env = {**os.environ, "PERFLOOP_DATA_DIR": str(moe_data_dir)}
     proc = subprocess.Popen(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -22,21 +21,17 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
+from tests.support.net import free_port
+
 CLIENT_ID = "perfloop"
 CLIENT_SECRET = "perfloop-demo-secret"  # the provider accepts any: this one is only a label
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class OIDCProvider:
     """``oidc-provider-mock`` on ``127.0.0.1:port``, started on enter and stopped on exit."""
 
     def __init__(self, *, port: int | None = None, log_path: Path | None = None) -> None:
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.log_path = log_path
         self._process: subprocess.Popen[bytes] | None = None
         self._log = None
