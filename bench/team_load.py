@@ -166,8 +166,7 @@ def main() -> None:
                 half = (ev.ci_high / ev.ci_low) ** 0.5 - 1
                 into.append((half, ev.speedup, ev.ci_low, ev.ci_high))
                 print(
-                    f"  A/A {label}: ×{ev.speedup:.3f} ±{half * 100:.1f} % "
-                    f"{_how(ctx, ev.id)}",
+                    f"  A/A {label}: ×{ev.speedup:.3f} ±{half * 100:.1f} % {_how(ctx, ev.id)}",
                     flush=True,
                 )
 
