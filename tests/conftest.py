@@ -7,6 +7,7 @@ skips) when it is unreachable, so CI cannot pass without it.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,9 +67,26 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
         from db.engine import dispose_engines
 
         dispose_engines()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _drop_database(admin, name)
         admin.dispose()
+
+
+def _drop_database(admin, name: str, tries: int = 20) -> None:  # noqa: ANN001
+    """DROP DATABASE ... WITH (FORCE), tried again while it is refused for a moment: FORCE may
+    not end a backend of another role, such as an autovacuum worker that is busy in the fresh
+    database just then (seen once in a full run: "must be a member of the role whose process is
+    being terminated"); such a worker finishes within moments."""
+    from sqlalchemy.exc import ProgrammingError
+
+    for attempt in range(tries):
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            return
+        except ProgrammingError:
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.5)
 
 
 @pytest.fixture
