@@ -7,7 +7,6 @@ so a callee's lines show their share of the whole call.
 
 from __future__ import annotations
 
-import copy
 import inspect
 import time
 
@@ -40,7 +39,7 @@ def profile_calls(worker, min_s: float) -> dict:  # noqa: ANN001
         profiler.add_function(fn)
     runs, start = 0, time.perf_counter()
     while True:
-        batch = [copy.deepcopy(case) for case in worker.cases]
+        batch = [make() for make in worker.fresh]
         profiler.enable_by_count()
         try:
             for args, kwargs in batch:

@@ -12,7 +12,8 @@
 - Then ``pairs_per_round`` pairs (by default 5, or 3 with several candidates, fewer, down to
   2, when one set of samples takes over ~0.1 s: ``ROUND_PAIRS_S``): one sample of each side,
   in random order.
-- A sample is ``loops`` passes over all workload calls on freshly deep-copied inputs; the clock
+- A sample is ``loops`` passes over all workload calls on fresh copies of the inputs (made before
+  the clock starts, ``fresh.copier``: what ``copy.deepcopy`` would make, cheaply); the clock
   is the worker's CPU time read from this process (all its threads), and the wall time around
   the request. CPU time is the main clock unless the code is clearly multi-threaded
   (CPU/wall > 1.3) or mostly waiting (CPU/wall < 0.35 and it blocks, i.e. gives up the CPU

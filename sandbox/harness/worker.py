@@ -24,7 +24,7 @@ import threading
 import time
 import traceback
 
-from . import imports, protocol, values
+from . import fresh, imports, protocol, values
 
 _EXIT_EXCEPTIONS = (SystemExit, KeyboardInterrupt, GeneratorExit)
 _MUTABLE = (list, dict, set, bytearray)
@@ -75,7 +75,7 @@ class Integrity:
         self.attrs = {(m, n): getattr(m, n) for m, names in self.WATCHED.items() for n in names}
         self.harness = {
             (m.__name__, k): v
-            for m in (sys.modules[__name__], values, protocol)
+            for m in (sys.modules[__name__], values, protocol, fresh)
             for k, v in vars(m).items()
             if callable(v)
         }
@@ -143,7 +143,7 @@ class Worker:
         self.kept: list = []
         self.kept_cases: list[int] = []
         self.references: list | None = None
-        self.immutable_inputs = False
+        self.fresh: list = []  # per case: makes a fresh copy of its arguments (fresh.copier)
         self.state_after_load: dict[str, int] = {}
         self.threads_after_load = 0
 
@@ -239,7 +239,7 @@ class Worker:
                     "message": "workload cases() returned no calls",
                 }
             }
-        self.immutable_inputs = all(_immutable(c) for c in self.cases)
+        self.fresh = [fresh.copier(case) for case in self.cases]
         self.threads_after_load = _native_threads()
         self.check("after import")
         self.state_after_load = _containers_of(self.module)
@@ -300,8 +300,8 @@ class Worker:
         trace = message.get("trace_memory", False)
         if trace:
             tracemalloc.start()
-        for args, kwargs in self.cases:
-            a, k = copy.deepcopy((args, kwargs))
+        for make in self.fresh:
+            a, k = make()
             if trace:
                 tracemalloc.reset_peak()
                 before = tracemalloc.get_traced_memory()[0]
@@ -345,7 +345,7 @@ class Worker:
         outputs (at most ``KEPT_OUTPUTS``) is kept for checking; the rest are dropped as they
         come, as a caller would, so retaining them does not change the memory behaviour."""
         if self.references is None:
-            self.references = [self.encode_output(self.call(*copy.deepcopy(c))) for c in self.cases]
+            self.references = [self.encode_output(self.call(*make())) for make in self.fresh]
         n, total = len(self.cases), len(self.cases) * int(message["loops"])
         rng = random.Random(total + len(self.kept))
         keep = (
@@ -355,8 +355,7 @@ class Worker:
         )
         self.kept_cases, batch = [], []
         for j in range(total):
-            case = self.cases[j % n]
-            args, kwargs = case if self.immutable_inputs else copy.deepcopy(case)
+            args, kwargs = self.fresh[j % n]()
             slot = -1
             if j in keep:
                 slot = len(self.kept_cases)
@@ -365,7 +364,7 @@ class Worker:
         self.batch = batch
         self.kept = [None] * len(self.kept_cases)
         if message.get("warm"):
-            self.call(*copy.deepcopy(self.cases[0]))
+            self.call(*self.fresh[0]())
         return {"ok": True}
 
     def cmd_go(self, message: dict) -> dict:
@@ -415,21 +414,6 @@ class Worker:
         result = profile_calls(self, float(message.get("min_s", 0.0)))
         self.check("after profiling")
         return result
-
-
-_ATOMS = (type(None), bool, int, float, complex, str, bytes)
-
-
-def _immutable(value: object, depth: int = 0) -> bool:
-    """Deeply immutable (exact builtin types only: subclasses may carry mutable state)."""
-    kind = type(value)
-    if kind in _ATOMS:
-        return True
-    if kind in (tuple, frozenset) and depth < 20:
-        return all(_immutable(x, depth + 1) for x in value)
-    if kind is dict and depth == 1:  # the kwargs of a case: a fresh dict per call anyway
-        return all(_immutable(x, depth + 1) for x in value.values())
-    return False
 
 
 def _is_array(obj: object) -> bool:
