@@ -163,3 +163,18 @@ def test_deep_nesting_falls_back_and_still_copies() -> None:
         value = [value]
     got = fresh.copier(value)()
     assert got == value and got is not value
+
+
+def test_code_that_consumes_its_inputs_gets_them_whole_on_every_call(evaluate) -> None:  # noqa: ANN001
+    """In the real sandbox: both sides empty the list they are given; a call handed the last
+    call's (emptied) list would return 0, and timing's check of repeated calls would fail it."""
+    baseline = (
+        "def f(xs, table):\n    n = 0\n    while xs:\n        n += xs.pop()\n"
+        "    return n + len(table)\n"
+    )
+    candidate = "def f(xs, table):\n    n = sum(xs)\n    xs.clear()\n    return n + len(table)\n"
+    workload = "def cases():\n    return [(list(range(3000)), {'a': [1, 2], 'b': [3]})]\n"
+    verdict = evaluate(candidate, baseline=baseline, workload=workload)
+    assert verdict["status"] == "ok", verdict["message"]
+    assert verdict["equivalent"] is True
+    assert verdict["rounds"] >= 2 and verdict["speedup"] > 1
