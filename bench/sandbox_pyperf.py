@@ -10,8 +10,9 @@ pyperf's worker processes are pinned to one CPU (``--affinity``), the same for b
 candidate, as the sandbox pins both sides of its pairs: the two vCPUs of a cloud VM can differ
 in speed by far more than 3% at the same moment (measured here: the same loop 1.7x slower on
 one than on the other), and unpinned workers land on either.
-Run: ``.venv/bin/python bench/sandbox_pyperf.py [backend] [pair name prefix…] [--quick]``
-(``--quick``: the first three pairs, the ones the issue's target names.)
+Run: ``.venv/bin/python bench/sandbox_pyperf.py [backend] [pair name prefix…] [--runs=N]
+[--quick]`` (``--quick``: the first three pairs, the ones the issue's target names, once each;
+else every pair, 3 runs; each tool's median over the runs is compared).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from sandbox_common import QUICK, load
+from sandbox_common import QUICK, load, median
 
 import sandbox
 
@@ -110,27 +111,52 @@ def pyperf_mean(code: str, workload: str, clock: str) -> float:
 
 
 def main() -> None:
+    runs = 1 if QUICK else 3
+    for arg in list(sys.argv[1:]):
+        if arg.startswith("--runs="):
+            runs = int(arg.split("=", 1)[1])
+            sys.argv.remove(arg)
     backend = sys.argv[1] if len(sys.argv) > 1 else "bwrap"
     chosen = sys.argv[2:] or list(PAIRS)[: 3 if QUICK else None]  # names, or prefixes
-    print(f"sandbox ({backend}) vs pyperf; {load()}")
+    print(f"sandbox ({backend}) vs pyperf, {runs} run(s) per pair; {load()}")
+    clocks = ("perf_counter", "process_time")
     for name, (baseline, candidate, workload) in PAIRS.items():
         if not any(name.startswith(prefix) for prefix in chosen):
             continue
-        ratios = {
-            clock: pyperf_mean(baseline, workload, clock) / pyperf_mean(candidate, workload, clock)
-            for clock in ("perf_counter", "process_time")
-        }
-        task = {"baseline": baseline, "candidate": candidate, "entry": "f", "workload": workload}
-        v = sandbox.evaluate(task, backend=backend)
-        low, high = v["ci95"]
-        print(
-            f"{name:24} sandbox ×{v['speedup']:.3f} [{low:.3f}, {high:.3f}] "
-            f"({v['timing']['clock']} clock; verdict in {v['duration_s']:.1f} s, "
-            f"{v['rounds']} rounds)"
-        )
-        for clock, ratio in ratios.items():
-            diff = (v["speedup"] / ratio - 1) * 100
-            print(f"{'':24} pyperf  ×{ratio:.3f} ({clock}): difference {diff:+.1f}%")
+        ours: list[float] = []
+        theirs: dict[str, list[float]] = {clock: [] for clock in clocks}
+        for _ in range(runs):  # the two tools alternate, so a noisy spell hits both
+            for clock in clocks:
+                base = pyperf_mean(baseline, workload, clock)
+                theirs[clock].append(base / pyperf_mean(candidate, workload, clock))
+            task = {
+                "baseline": baseline,
+                "candidate": candidate,
+                "entry": "f",
+                "workload": workload,
+            }
+            v = sandbox.evaluate(task, backend=backend)
+            ours.append(v["speedup"])
+            low, high = v["ci95"]
+            print(
+                f"{name:24} sandbox ×{v['speedup']:.3f} [{low:.3f}, {high:.3f}] "
+                f"({v['timing']['clock']} clock; verdict in {v['duration_s']:.1f} s, "
+                f"{v['rounds']} rounds); pyperf "
+                + ", ".join(f"×{theirs[c][-1]:.3f} ({c})" for c in clocks),
+                flush=True,
+            )
+        if runs > 1:  # which reference is the noisier one on this machine right now
+            spreads = {"sandbox": ours, **{f"pyperf {c}": theirs[c] for c in clocks}}
+            print(
+                f"{'':24} spread over runs (max/min - 1): "
+                + ", ".join(f"{k} {(max(v) / min(v) - 1) * 100:.1f}%" for k, v in spreads.items())
+            )
+        for clock in clocks:
+            diff = (median(ours) / median(theirs[clock]) - 1) * 100
+            print(
+                f"{'':24} median of {runs}: sandbox ×{median(ours):.3f}, pyperf "
+                f"×{median(theirs[clock]):.3f} ({clock}): difference {diff:+.1f}%"
+            )
 
 
 if __name__ == "__main__":
