@@ -36,8 +36,11 @@ The verdict (every key always present; ``None`` where it does not apply):
     ``cpu_per_call_s``, ``wall_per_call_s``, ``spread_s``, ``samples``, ``processes``,
     ``calls_per_sample``.
 ``timing``
-    ``{clock, rounds, stopped, duration_s, pairs, samples}``; ``samples`` holds the raw
-    per-call times ``[cpu, wall]`` of each pair, round by round.
+    ``{clock, rounds, stopped, duration_s, sequential, pipelined, cpus, throttled_s, budget_s,
+    samples}``; ``samples`` holds the raw per-call times ``[cpu, wall]`` of each pair, round by
+    round; ``cpus`` is how many CPUs the timing stage had (the timing CPU and the spare ones,
+    within the cgroup's quota: harness/cpus.py), ``throttled_s`` the seconds the CPU quota
+    froze the sandbox meanwhile (None where no cgroup is visible, as inside bwrap).
 ``line_profile``
     one entry per executed line of the entry function and of the functions of ``target`` it
     calls: ``{function, line, hits, time, time_s, share, source}`` (both times in seconds);
@@ -318,6 +321,8 @@ def assemble_many(task: Task, events: list[dict], run: SandboxRun, limits: Limit
             "duration_s": timing.get("total_duration_s"),
             "sequential": timing.get("sequential"),
             "pipelined": timing.get("pipelined"),
+            "cpus": timing.get("cpus"),
+            "throttled_s": timing.get("throttled_s"),
             "budget_s": timing.get("budget_s"),
         }
         top["rounds"] = timing.get("total_rounds")
@@ -349,7 +354,17 @@ def _timing(v: dict, task: Task, data: dict) -> None:
         }
     v["timing"] = {
         k: data.get(k)
-        for k in ("clock", "rounds", "stopped", "duration_s", "sequential", "pipelined", "budget_s")
+        for k in (
+            "clock",
+            "rounds",
+            "stopped",
+            "duration_s",
+            "sequential",
+            "pipelined",
+            "cpus",
+            "throttled_s",
+            "budget_s",
+        )
     }
     v["timing"]["samples"] = rounds
     v["rounds"], v["stopped"] = data.get("rounds"), data.get("stopped")

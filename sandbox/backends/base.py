@@ -11,6 +11,7 @@ import dataclasses
 import json
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import time
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..harness.cpus import affinity, usable_cpus
 from ..task import Limits
 
 HARNESS_DIR = Path(__file__).resolve().parent.parent / "harness"
@@ -176,7 +178,14 @@ def run_streaming(
     env: dict[str, str] | None = None,
     cwd: str | None = None,
 ) -> SandboxRun:
-    """Run a sandbox process, stream its events, kill its process group at the wall limit."""
+    """Run a sandbox process, stream its events, kill its process group at the wall limit.
+
+    Under a cgroup CPU quota smaller than this process's affinity, the sandbox starts on as many
+    CPUs as the quota holds (``taskset``): it cannot see the quota itself (no ``/sys`` inside
+    bwrap), and spare-CPU work would otherwise throttle the timing CPU (harness/cpus.py)."""
+    cpus = usable_cpus()
+    if cpus != affinity() and (taskset := shutil.which("taskset")):
+        argv = [taskset, "--cpu-list", ",".join(map(str, cpus)), *argv]
     start = time.monotonic()
     deadline = start + limits.wall_s + GRACE_S
     reader = EventReader(on_event, EVENT_BYTES + limits.max_output_bytes)

@@ -1,7 +1,8 @@
 """Docker backend: one throw-away container per evaluation, through the ``docker`` SDK.
 
-No network, read-only root, tmpfs /scratch and /tmp, memory/pids/CPU limits, every capability
-dropped, ``no-new-privileges``, uid 65534. The image (``sandbox/Dockerfile``) is built offline
+No network, read-only root, tmpfs /scratch and /tmp, memory/pids limits, a cpuset of whole CPUs
+(no CPU quota, which would throttle the timing: see ``cpu_options``), every capability dropped,
+``no-new-privileges``, uid 65534. The image (``sandbox/Dockerfile``) is built offline
 by ``python -m sandbox build-image``; the harness and the task are bind-mounted read-only, so
 harness changes need no rebuild. The supervisor is the container's PID 1.
 """
@@ -14,6 +15,7 @@ import threading
 import time
 from pathlib import Path
 
+from ..harness.cpus import usable_cpus
 from ..image import IMAGE
 from ..task import Limits
 from .base import (
@@ -75,10 +77,23 @@ def unix_engine_answers(path: str, timeout: float = 5.0) -> bool:
 class DockerBackend(Backend):
     name = "docker"
 
-    def __init__(self, base_url: str = DEFAULT_URL, image: str = IMAGE, cpus: float = 1.0) -> None:
+    def __init__(
+        self, base_url: str = DEFAULT_URL, image: str = IMAGE, cpus: int | None = None
+    ) -> None:
         self.base_url = base_url
         self.image = image
-        self.cpus = cpus
+        self.cpus = cpus  # at most this many CPUs; None: all this host may use (see cpu_options)
+
+    def cpu_options(self) -> dict:
+        """The container's CPUs: a cpuset of whole CPUs and no quota. A quota is what throttles
+        (harness/cpus.py: one CPU of quota on two visible CPUs froze the timing 20 of 27
+        periods; even a quota of as many CPUs as the cpuset leaves a few ms of slice-accounting
+        throttling), and a cpuset bounds the container's CPU time just as well. A local engine
+        gets the CPUs this process may use; a remote one CPUs ``0..cpus-1``, or all of its own."""
+        if self.base_url.startswith("unix://"):
+            cpus = usable_cpus()[: self.cpus] if self.cpus else usable_cpus()
+            return {"cpuset_cpus": ",".join(map(str, cpus))} if cpus else {}
+        return {"cpuset_cpus": f"0-{self.cpus - 1}"} if self.cpus else {}
 
     def client(self):  # noqa: ANN201
         return _client(self.base_url)
@@ -153,7 +168,7 @@ class DockerBackend(Backend):
             mem_limit=memory,
             memswap_limit=memory,
             pids_limit=limits.max_processes,
-            nano_cpus=int(self.cpus * 1e9),
+            **self.cpu_options(),
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
             ulimits=[

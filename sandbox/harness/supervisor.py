@@ -22,6 +22,7 @@ import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from . import values
+from .cpus import usable_cpus
 from .procs import OutputLog, Stop, WorkerProcess, kill_all, killed_by_signal, stray_processes
 from .timing import Cancelled, measure
 
@@ -97,7 +98,7 @@ class Supervisor:
         self.base_cases: dict | None = None
         self.base_tests: dict | None = None  # a module task's tests on the original
         self.base_tests_lock = threading.Lock()
-        self.cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        self.cpus = usable_cpus()  # within the cgroup's CPU quota: see cpus.py
         self.pinned: list[int] | None = None  # CPUs of the current thread's workers
         self.local = threading.local()
         self.checking: str | None = None  # the candidate whose checks run beside the baseline
@@ -855,6 +856,8 @@ def _timing_for(data: dict, role: str) -> dict:
         "stopped": info["stopped"],
         "sequential": data["sequential"],
         "pipelined": data["pipelined"],
+        "cpus": data["cpus"],
+        "throttled_s": data["throttled_s"],
         "budget_s": data["budget_s"],
         "duration_s": info["duration_s"],
         "total_duration_s": data["duration_s"],

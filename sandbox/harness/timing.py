@@ -52,6 +52,7 @@ import statistics
 import threading
 import time
 
+from .cpus import throttled_s, usable_cpus
 from .procs import Stop, killed_by_signal
 from .stats import (
     NOISE_BAND,
@@ -162,6 +163,11 @@ def _equalize_many(loops: dict[str, int], roles: list[str]) -> None:
     loops["baseline"] = common
     for role in near:
         loops[role] = common
+
+
+def _since(before: float | None, after: float | None) -> float | None:
+    """Seconds of CPU-quota throttling during the timing (None: no cgroup visible)."""
+    return None if before is None or after is None else round(max(0.0, after - before), 6)
 
 
 def _pin(pid: int, cpu: int | None) -> None:
@@ -420,7 +426,8 @@ def _measure(sup, roles: list[str], opts: dict, cpus: list | None) -> dict:  # n
     n_cases = 0
     stop_reason = "max_rounds"
     if cpus is None:
-        cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [None]
+        cpus = usable_cpus() or [None]
+    throttled_before = throttled_s()
     longest = 0.0
     # Pipelined (sequential timing, and a CPU to spare beside the timing CPU): one timing CPU
     # for the whole stage, the next round's processes prepared on the others (_Pipeline).
@@ -638,6 +645,8 @@ def _measure(sup, roles: list[str], opts: dict, cpus: list | None) -> dict:  # n
         "stopped": stop_reason,
         "sequential": bool(opts.get("sequential", True)),
         "pipelined": pipeline is not None,
+        "cpus": len(set(cpus) | set(spare)),
+        "throttled_s": _since(throttled_before, throttled_s()),
         "budget_s": budget_s,
         "duration_s": time.monotonic() - start,
         "candidates": {},
