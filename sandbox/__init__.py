@@ -31,7 +31,7 @@ from .verdict import ErrorStage, ManyVerdict, Verdict
 
 STATUSES = ("ok", "failed", "timeout", "memory", "output_limit", "crashed", "tampered", "error")
 VERDICTS = ("faster", "slower", "not significant")
-STOPPED = ("settled", "budget", "max_rounds")
+STOPPED = ("settled", "dominated", "budget", "max_rounds")
 
 __all__ = [
     "STATUSES",

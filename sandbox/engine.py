@@ -29,8 +29,9 @@ The verdict (every key always present; ``None`` where it does not apply):
     default): ``ci95`` is the anytime-valid interval that justified the stop (see
     ``harness/stats.py``); fixed protocol (``timing.sequential: false``): the bootstrap CI.
 ``rounds``, ``stopped``, ``timing_s``
-    rounds of fresh processes timed, why timing stopped (``settled`` | ``budget`` |
-    ``max_rounds``) and the seconds spent timing (this candidate's, when there are several).
+    rounds of fresh processes timed, why timing stopped (``settled`` | ``dominated``, several
+    candidates: another is surely faster | ``budget`` | ``max_rounds``) and the seconds spent
+    timing (this candidate's, when there are several).
 ``baseline``, ``candidate``
     timing summaries: ``statistic`` (median), ``clock`` (cpu | wall), ``per_call_s``,
     ``cpu_per_call_s``, ``wall_per_call_s``, ``spread_s``, ``samples``, ``processes``,

@@ -78,6 +78,10 @@ class TimingOptions:
     # False: the fixed protocol (bootstrap CI, early_stop_rounds/target_rel_ci below).
     sequential: bool = True
     noise_band: float = 0.02  # ±2% around 1: differences smaller than this do not matter
+    # Several candidates, sequential timing: one that looks like the baseline stops
+    # (``dominated``) once another whose tests have passed is surely faster (intervals apart;
+    # harness/timing.py dominated); False: each is timed until settled.
+    stop_dominated: bool = True
     min_rounds: int | None = None  # fresh process pairs, at least (None: 2 sequential, 4 fixed)
     max_rounds: int = 60
     # None: 5 for one candidate, 3 for several (a round's samples then take about as long as
@@ -105,9 +109,9 @@ class TimingOptions:
             if name in ("seed", "min_rounds"):
                 if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                     raise InvalidTask(f"timing.{name} must be an integer or null")
-            elif name == "sequential":
+            elif name in ("sequential", "stop_dominated"):
                 if not isinstance(value, bool):
-                    raise InvalidTask("timing.sequential must be true or false")
+                    raise InvalidTask(f"timing.{name} must be true or false")
             elif isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise InvalidTask(f"timing.{name} must be a non-negative number, got {value!r}")
         opts = cls(**data)

@@ -31,7 +31,7 @@ Status = Literal[
     "ok", "failed", "timeout", "memory", "output_limit", "crashed", "tampered", "error"
 ]
 VerdictWord = Literal["faster", "slower", "not significant"]
-Stopped = Literal["settled", "budget", "max_rounds"]
+Stopped = Literal["settled", "dominated", "budget", "max_rounds"]
 
 
 class TestsResult(TypedDict):

@@ -92,6 +92,9 @@ class Supervisor:
         # Candidates taken out of a timing under way: their tests failed (None), or the reason
         # (status, message) they are suspected of tampering with another's processes.
         self.withdrawn: dict[str, tuple[str, str] | None] = {}
+        # Candidates timed beside their tests whose tests have passed (only these may stop
+        # others as dominated: timing.dominated); None: every timed candidate was checked first.
+        self.passed: set[str] | None = None
         self.lock = threading.RLock()  # spawning vs. looking for stray processes
         self.emit_lock = threading.Lock()  # one event line at a time
         self.closing: set[WorkerProcess] = set()
@@ -681,6 +684,7 @@ class Supervisor:
         timed = [r for r in roles if self.correct[r] and r not in self.outcome]
         timing = threading.Event()
         tests_failed: dict[str, str | None] = {}
+        self.passed = set()
 
         def tests_then_profiles() -> dict[str, dict]:
             self.local.cpus = others
@@ -703,6 +707,8 @@ class Supervisor:
                         self.withdrawn.setdefault(other, ("tampered", note))
                 elif role in timed and (role in self.outcome or not self.correct[role]):
                     self.withdrawn.setdefault(role, None)
+                elif role in timed:
+                    self.passed.add(role)
             self.checking = None
             return self._profiles([r for r in roles if r not in self.outcome], others)
 

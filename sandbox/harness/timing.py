@@ -34,6 +34,10 @@
 - Fixed protocol (``sequential: false``): after ``min_rounds`` (default 4) rounds the bootstrap
   CI is computed and sampling stops once its half-width is within ``target_rel_ci`` (but not
   before ``early_stop_rounds``).
+- Several candidates, sequential timing (``stop_dominated``, on by default): a candidate that
+  looks like the baseline (1 in the middle half of its interval) also stops (``dominated``)
+  once another one whose tests have passed is surely faster, i.e. the other's interval lies
+  wholly above its own (:func:`dominated`).
 - Either way timing ends when every candidate has stopped, when the next round would exceed
   ``budget_s`` (``budget``; by default 4.5 s pipelined, else 9 s; with N candidates still
   undecided ``budget_s * (1 + (N - 1) / 2)`` from the start), or after ``max_rounds``.
@@ -272,6 +276,43 @@ class _Side:
         self.duration_s = 0.0
         self.estimate: SpeedupEstimate | None = None
         self.final_look = False  # its estimate is the final look's (stats.final_look)
+
+
+def dominated(sides: dict[str, _Side], min_rounds: int, passed: set[str] | None) -> list[str]:
+    """The candidates still timed that can no longer be the fastest and look like the
+    baseline: another candidate is surely faster (its interval's lower bound above this one's
+    upper bound), and 1 lies in the middle half of this one's interval (in logs), so its own
+    answer would take the longest to settle (an interval within the ±2% band). They stop with
+    ``stopped: "dominated"`` and the interval they have, which is as valid as any other stop's
+    (the confidence sequence holds whatever rule decides when to stop), so a ConAIR round or a
+    reply with several versions does not wait for a 1.0x version to settle ±2% once a 2x one
+    is known to be better. One with 1 near an end of its interval (a 0.7x at [0.49, 1.04]) is
+    about to settle ``slower``/``faster`` and keeps its rounds: its verdict is worth them.
+    Only a candidate whose tests have passed (``passed``; None: all timed ones have) may
+    dominate: one withdrawn later for failing them must not have cut the others' timing
+    short. Sequential timing only (the fixed protocol's bootstrap interval is valid at one
+    look)."""
+    lows = {
+        role: side.estimate.ci95[0]
+        for role, side in sides.items()
+        if side.estimate is not None
+        and side.failure is None
+        and side.stopped not in ("failed", "withdrawn")
+        and side.rounds >= min_rounds
+        and (passed is None or role in passed)
+    }
+    out = []
+    for role, side in sides.items():
+        if side.stopped is not None or side.estimate is None or side.rounds < min_rounds:
+            continue
+        best = max((low for other, low in lows.items() if other != role), default=None)
+        low, high = side.estimate.ci95
+        if best is None or not high < best or not 0.0 < low <= high < math.inf:
+            continue
+        radius = (math.log(high) - math.log(low)) / 2
+        if abs(math.log(side.estimate.speedup)) <= radius / 2:
+            out.append(role)
+    return out
 
 
 class _Pipeline:
@@ -612,6 +653,9 @@ def _measure(sup, roles: list[str], opts: dict, cpus: list | None) -> dict:  # n
                     enough = side.rounds >= int(opts.get("early_stop_rounds", 8))
                     if enough and side.estimate.rel_halfwidth <= float(opts["target_rel_ci"]):
                         side.stopped = "settled"
+            if sequential and many and opts.get("stop_dominated", True):
+                for role in dominated(sides, min_rounds, getattr(sup, "passed", None)):
+                    sides[role].stopped = "dominated"
             if not candidates and len(rounds) >= min_rounds:
                 stop_reason = "settled"  # the baseline alone: nothing to decide
                 break

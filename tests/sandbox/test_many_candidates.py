@@ -12,7 +12,7 @@ import sandbox
 from sandbox import ErrorStage, InvalidTask, ManyVerdict, Verdict
 
 from .conftest import QUICK_LIMITS
-from .test_evaluate import FULL_WORK, HALF_WORK
+from .test_evaluate import FULL_WORK, HALF_WORK, LOOP
 
 TESTS = "from target import f\n\ndef test_small():\n    assert f(10) == 24\n"
 
@@ -135,3 +135,79 @@ def test_error_stage_enum_is_the_issues_list():
         "limits",
     ]
     assert typing.get_type_hints(Verdict)["error_stage"] is not None
+
+
+# Dominance: a band of 0 means a 1.0x candidate can never settle "not significant", so it stops
+# either because a faster candidate is surely better (dominated) or at the budget.
+DOMINANCE_TIMING = {"budget_s": 5, "max_rounds": 40, "noise_band": 0.0}
+QUARTER = LOOP.format(k=1)  # against a baseline of k=4: 4x
+SAME = LOOP.format(k=4)
+
+
+def dominance_run(candidates: list[str], tests: str = TESTS, **timing: object) -> dict:
+    return run(
+        candidates,
+        baseline=SAME,
+        tests=tests,
+        timing={**DOMINANCE_TIMING, **timing},
+    )
+
+
+@pytest.mark.slow
+def test_a_candidate_surely_slower_than_another_stops_dominated():
+    verdict = dominance_run([QUARTER, SAME])
+    fast, same = verdict["candidates"]
+    assert fast["verdict"] == "faster" and fast["stopped"] == "settled", fast["ci95"]
+    assert same["status"] == "ok" and same["stopped"] == "dominated", same["stopped"]
+    assert same["verdict"] == "not significant" and same["ci95"][0] <= 1 <= same["ci95"][1]
+    assert same["ci95"][1] < fast["ci95"][0]  # the reason it stopped, in the verdict itself
+    # Without the rule the same candidate is timed until the budget ends.
+    apart = dominance_run([QUARTER, SAME], stop_dominated=False)
+    assert apart["candidates"][1]["stopped"] == "budget"
+    assert apart["candidates"][1]["rounds"] > same["rounds"]
+    assert apart["candidates"][1]["timing_s"] > same["timing_s"]
+
+
+@pytest.mark.slow
+def test_only_a_candidate_whose_tests_passed_may_dominate():
+    # The fast candidate's tests take 2 s and then fail: until then it is timed (and surely
+    # faster than the other), but it must not stop the other as dominated.
+    slow_tests = (
+        "import time\nfrom target import f\n\n"
+        "def test_small():\n    time.sleep(2)\n    assert f(10) == 24\n"
+    )
+    wrong_fast = QUARTER.replace("return s", "return s if n != 10 else -1")
+    verdict = dominance_run([wrong_fast, SAME], tests=slow_tests)
+    fast, same = verdict["candidates"]
+    assert fast["status"] == "failed" and fast["error_stage"] == ErrorStage.TESTS
+    assert same["status"] == "ok" and same["stopped"] == "budget", same["stopped"]
+
+
+def test_stop_dominated_is_validated():
+    base = {"baseline": FULL_WORK, "entry": "f", "workload": WORKLOAD, "candidates": [FULL_WORK]}
+    with pytest.raises(InvalidTask, match="timing.stop_dominated must be true or false"):
+        sandbox.parse_task({**base, "timing": {"stop_dominated": 1}})
+
+
+def test_only_a_candidate_that_looks_like_the_baseline_is_dominated():
+    from sandbox.harness.stats import SpeedupEstimate
+    from sandbox.harness.timing import _Side, dominated
+
+    def side(speedup: float, low: float, high: float, stopped: str | None = None) -> _Side:
+        s = _Side()
+        s.rounds, s.stopped = 4, stopped
+        s.estimate = SpeedupEstimate(speedup, (low, high), "not significant", 12, 4)
+        return s
+
+    sides = {
+        "2x": side(2.0, 1.6, 2.5, "settled"),
+        "1.0x": side(1.01, 0.8, 1.3),  # 1 in the middle of its interval: stops
+        "0.7x": side(0.71, 0.49, 1.04),  # about to settle "slower": keeps its rounds
+        "1.4x": side(1.4, 1.25, 1.7),  # not surely slower than the 2x
+    }
+    assert dominated(sides, 2, None) == ["1.0x"]
+    assert dominated(sides, 2, {"2x"}) == ["1.0x"]
+    assert dominated(sides, 2, set()) == []  # the 2x's tests have not passed yet
+    assert dominated(sides, 5, None) == []  # too few rounds to judge
+    sides["2x"].stopped = "withdrawn"  # its tests failed beside the timing
+    assert dominated(sides, 2, None) == []
