@@ -37,7 +37,8 @@
 - Several candidates, sequential timing (``stop_dominated``, on by default): a candidate that
   looks like the baseline (1 in the middle half of its interval) also stops (``dominated``)
   once another one whose tests have passed is surely faster, i.e. the other's interval lies
-  wholly above its own (:func:`dominated`).
+  wholly above its own (:func:`dominated`); the leader (the highest lower bound) is timed on
+  after it settles while others are undecided (:func:`leader`), and its budget does not count.
 - Either way timing ends when every candidate has stopped, when the next round would exceed
   ``budget_s`` (``budget``; by default 4.5 s pipelined, else 9 s; with N candidates still
   undecided ``budget_s * (1 + (N - 1) / 2)`` from the start), or after ``max_rounds``.
@@ -278,6 +279,42 @@ class _Side:
         self.final_look = False  # its estimate is the final look's (stats.final_look)
 
 
+def yardsticks(sides: dict[str, _Side], min_rounds: int, passed: set[str] | None) -> dict:
+    """The candidates that may dominate others, with their intervals' lower bounds: timed for
+    ``min_rounds`` or more, not failed or withdrawn, their tests passed (``passed``; None: all
+    timed candidates' have)."""
+    return {
+        role: side.estimate.ci95[0]
+        for role, side in sides.items()
+        if side.estimate is not None
+        and side.failure is None
+        and side.stopped not in ("failed", "withdrawn")
+        and side.rounds >= min_rounds
+        and (passed is None or role in passed)
+    }
+
+
+def leader(sides: dict[str, _Side], min_rounds: int, passed: set[str] | None) -> str | None:
+    """The yardstick surest to be fast (the highest lower bound): once settled it is still
+    timed while another candidate is undecided (:func:`_measure`), so its interval keeps
+    narrowing — the one a person choosing among the candidates cares most about — and it can
+    dominate the others sooner than the wide interval it settled with would."""
+    lows = yardsticks(sides, min_rounds, passed)
+    return max(lows, key=lows.__getitem__) if lows else None
+
+
+def hold(
+    sides: dict[str, _Side], active: list[str], min_rounds: int, passed: set[str] | None
+) -> str | None:
+    """The leader, when it settled in this round (it was among the ``active``, still timed)
+    while another candidate is still undecided: it is timed on (:func:`leader`)."""
+    lead = leader(sides, min_rounds, passed)
+    if lead not in active or sides[lead].stopped != "settled":
+        return None
+    others = [r for r, side in sides.items() if r != lead and side.stopped is None]
+    return lead if others else None
+
+
 def dominated(sides: dict[str, _Side], min_rounds: int, passed: set[str] | None) -> list[str]:
     """The candidates still timed that can no longer be the fastest and look like the
     baseline: another candidate is surely faster (its interval's lower bound above this one's
@@ -292,15 +329,7 @@ def dominated(sides: dict[str, _Side], min_rounds: int, passed: set[str] | None)
     dominate: one withdrawn later for failing them must not have cut the others' timing
     short. Sequential timing only (the fixed protocol's bootstrap interval is valid at one
     look)."""
-    lows = {
-        role: side.estimate.ci95[0]
-        for role, side in sides.items()
-        if side.estimate is not None
-        and side.failure is None
-        and side.stopped not in ("failed", "withdrawn")
-        and side.rounds >= min_rounds
-        and (passed is None or role in passed)
-    }
+    lows = yardsticks(sides, min_rounds, passed)
     out = []
     for role, side in sides.items():
         if side.stopped is not None or side.estimate is None or side.rounds < min_rounds:
@@ -653,16 +682,21 @@ def _measure(sup, roles: list[str], opts: dict, cpus: list | None) -> dict:  # n
                     enough = side.rounds >= int(opts.get("early_stop_rounds", 8))
                     if enough and side.estimate.rel_halfwidth <= float(opts["target_rel_ci"]):
                         side.stopped = "settled"
+            held = None
             if sequential and many and opts.get("stop_dominated", True):
-                for role in dominated(sides, min_rounds, getattr(sup, "passed", None)):
+                passed = getattr(sup, "passed", None)
+                for role in dominated(sides, min_rounds, passed):
                     sides[role].stopped = "dominated"
+                held = hold(sides, active, min_rounds, passed)
+                if held is not None:
+                    sides[held].stopped = None  # timed on: the others' yardstick
             if not candidates and len(rounds) >= min_rounds:
                 stop_reason = "settled"  # the baseline alone: nothing to decide
                 break
             if candidates and all(sides[r].stopped for r in candidates):
                 stop_reason = "settled"
                 break
-            undecided = sum(1 for r in candidates if sides[r].stopped is None)
+            undecided = sum(1 for r in candidates if sides[r].stopped is None and r != held)
             if len(rounds) >= least and now + (now - round_start) > budget_end(undecided):
                 stop_reason = "budget"
                 break
@@ -670,6 +704,9 @@ def _measure(sup, roles: list[str], opts: dict, cpus: list | None) -> dict:  # n
         if pipeline is not None:
             pipeline.close()
     for role, side in sides.items():
+        if side.stopped is None and sequential and side.estimate is not None:
+            if settled(side.estimate.ci95, band):  # a leader held for the others (see leader)
+                side.stopped = "settled"
         if side.stopped is None:
             side.stopped = stop_reason
             if side.estimate is not None:

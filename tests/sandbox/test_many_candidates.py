@@ -189,21 +189,24 @@ def test_stop_dominated_is_validated():
         sandbox.parse_task({**base, "timing": {"stop_dominated": 1}})
 
 
-def test_only_a_candidate_that_looks_like_the_baseline_is_dominated():
+def _side(speedup: float, low: float, high: float, stopped: str | None = None):  # noqa: ANN202
     from sandbox.harness.stats import SpeedupEstimate
-    from sandbox.harness.timing import _Side, dominated
+    from sandbox.harness.timing import _Side
 
-    def side(speedup: float, low: float, high: float, stopped: str | None = None) -> _Side:
-        s = _Side()
-        s.rounds, s.stopped = 4, stopped
-        s.estimate = SpeedupEstimate(speedup, (low, high), "not significant", 12, 4)
-        return s
+    side = _Side()
+    side.rounds, side.stopped = 4, stopped
+    side.estimate = SpeedupEstimate(speedup, (low, high), "not significant", 12, 4)
+    return side
+
+
+def test_only_a_candidate_that_looks_like_the_baseline_is_dominated():
+    from sandbox.harness.timing import dominated
 
     sides = {
-        "2x": side(2.0, 1.6, 2.5, "settled"),
-        "1.0x": side(1.01, 0.8, 1.3),  # 1 in the middle of its interval: stops
-        "0.7x": side(0.71, 0.49, 1.04),  # about to settle "slower": keeps its rounds
-        "1.4x": side(1.4, 1.25, 1.7),  # not surely slower than the 2x
+        "2x": _side(2.0, 1.6, 2.5, "settled"),
+        "1.0x": _side(1.01, 0.8, 1.3),  # 1 in the middle of its interval: stops
+        "0.7x": _side(0.71, 0.49, 1.04),  # about to settle "slower": keeps its rounds
+        "1.4x": _side(1.4, 1.25, 1.7),  # not surely slower than the 2x
     }
     assert dominated(sides, 2, None) == ["1.0x"]
     assert dominated(sides, 2, {"2x"}) == ["1.0x"]
@@ -211,3 +214,27 @@ def test_only_a_candidate_that_looks_like_the_baseline_is_dominated():
     assert dominated(sides, 5, None) == []  # too few rounds to judge
     sides["2x"].stopped = "withdrawn"  # its tests failed beside the timing
     assert dominated(sides, 2, None) == []
+
+
+@pytest.mark.slow
+def test_the_leader_and_the_candidate_it_dominates_stop_together():
+    three_halves, same = LOOP.format(k=4), LOOP.format(k=6)
+    verdict = run([three_halves, same], baseline=same, tests=TESTS, timing=DOMINANCE_TIMING)
+    lead, other = verdict["candidates"]
+    assert lead["verdict"] == "faster" and lead["stopped"] == "settled", lead["ci95"]
+    assert other["stopped"] == "dominated", (other["stopped"], other["ci95"], lead["ci95"])
+    assert lead["rounds"] == other["rounds"]  # timed on (held) until the other stopped
+    assert other["ci95"][1] < lead["ci95"][0]
+
+
+def test_a_settled_leader_is_timed_on_while_another_is_undecided():
+    from sandbox.harness.timing import hold
+
+    sides = {"2x": _side(2.0, 1.05, 3.8, "settled"), "1.0x": _side(1.0, 0.8, 1.25)}
+    assert hold(sides, ["2x", "1.0x"], 2, None) == "2x"  # settled this round: timed on
+    assert hold(sides, ["1.0x"], 2, None) is None  # stopped in an earlier round: stays so
+    assert hold(sides, ["2x", "1.0x"], 2, set()) is None  # not a yardstick: tests not passed
+    sides["1.0x"].stopped = "dominated"
+    assert hold(sides, ["2x", "1.0x"], 2, None) is None  # nobody left to be a yardstick for
+    sides = {"1.3x": _side(1.3, 1.05, 1.6, "settled"), "2x": _side(2.0, 1.4, 2.9)}
+    assert hold(sides, ["1.3x", "2x"], 2, None) is None  # the leader is the 2x, undecided
