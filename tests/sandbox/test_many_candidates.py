@@ -238,3 +238,12 @@ def test_a_settled_leader_is_timed_on_while_another_is_undecided():
     assert hold(sides, ["2x", "1.0x"], 2, None) is None  # nobody left to be a yardstick for
     sides = {"1.3x": _side(1.3, 1.05, 1.6, "settled"), "2x": _side(2.0, 1.4, 2.9)}
     assert hold(sides, ["1.3x", "2x"], 2, None) is None  # the leader is the 2x, undecided
+
+
+def test_candidates_within_4x_of_the_shared_loop_count_share_it():
+    from sandbox.harness.timing import _equalize_many
+
+    loops = {"baseline": 4, "a": 20, "b": 9, "c": 7, "d": 100}
+    _equalize_many(loops, ["a", "b", "c", "d"])
+    # 9 joins the baseline's 4; then 20 is within 4x of 9; 100 is 5x of 20: apart.
+    assert loops == {"baseline": 20, "a": 20, "b": 20, "c": 20, "d": 100}
