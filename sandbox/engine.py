@@ -41,7 +41,8 @@ The verdict (every key always present; ``None`` where it does not apply):
     samples}``; ``samples`` holds the raw per-call times ``[cpu, wall]`` of each pair, round by
     round; ``cpus`` is how many CPUs the timing stage had (the timing CPU and the spare ones,
     within the cgroup's quota: harness/cpus.py), ``throttled_s`` the seconds the CPU quota
-    froze the sandbox meanwhile (None where no cgroup is visible, as inside bwrap).
+    froze the sandbox meanwhile: read by the harness inside Docker, by this process around
+    the timing for bwrap and process (they share its cgroup); None where no cgroup is visible.
 ``line_profile``
     one entry per executed line of the entry function and of the functions of ``target`` it
     calls: ``{function, line, hits, time, time_s, share, source}`` (both times in seconds);
@@ -71,6 +72,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .backends.base import Backend, Mounts, SandboxRun, sandbox_env
+from .harness.cpus import throttled_s
 from .harness.stats import summarize
 from .harness.timing import decide, ratios_by_round
 from .task import Limits, Task
@@ -153,9 +155,14 @@ def evaluate_task(
     notify("start", {"backend": backend.name, "mode": task.mode})
     events: list[dict] = []
     reported: list[str] = ["start"]
+    throttled: dict[str, float | None] = {}  # the host cgroup's, at the timing's start / end
 
     def on_event(event: dict) -> None:
         events.append(event)
+        if event.get("event") == "timing" and backend.shares_host_cgroup:
+            phase = event.get("phase")
+            if phase == "end" or (phase == "start" and "start" not in throttled):
+                throttled[str(phase)] = throttled_s()
         if event.get("event") == "stage" and event.get("stage") in STAGES:
             reported.append(event["stage"])
             info = _stage_info(event)
@@ -172,6 +179,8 @@ def evaluate_task(
         verdict = assemble_many(task, events, run, limits)
     else:
         verdict = assemble_verdict(task, events, run, limits)
+    if backend.shares_host_cgroup:
+        _host_throttling(verdict, throttled)
     verdict["backend"] = backend.name
     verdict["duration_s"] = round(time.monotonic() - started, 3)
     for each in verdict.get("candidates") or []:
@@ -181,6 +190,17 @@ def evaluate_task(
             notify(stage, {"skipped": f"stopped: {verdict['status']}"})
     notify("done", {"status": verdict["status"], "message": verdict["message"]})
     return verdict
+
+
+def _host_throttling(verdict: dict, throttled: dict[str, float | None]) -> None:
+    """``timing.throttled_s`` from the host's side: the seconds the CPU quota of the cgroup the
+    sandbox shares with this process froze it between the timing's start and end (None where
+    no cgroup is visible). Never the sandbox's own word (it sees no cgroup there)."""
+    start, end = throttled.get("start"), throttled.get("end")
+    value = None if start is None or end is None else round(max(0.0, end - start), 6)
+    for each in [verdict, *(verdict.get("candidates") or [])]:
+        if isinstance(each.get("timing"), dict):
+            each["timing"]["throttled_s"] = value
 
 
 def _stage_info(event: dict) -> dict:

@@ -144,6 +144,10 @@ class EventReader:
 
 class Backend(ABC):
     name: str = ""
+    #: The sandbox runs in this process's own cgroup (bwrap, process: no cgroup of its own, and
+    #: bwrap shows it no /sys), so the host reads the CPU-quota throttling around its timing
+    #: (``timing.throttled_s``); Docker's container has its own, which the harness reads.
+    shares_host_cgroup: bool = True
 
     @abstractmethod
     def unavailable_reason(self) -> str | None:

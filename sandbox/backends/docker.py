@@ -76,6 +76,7 @@ def unix_engine_answers(path: str, timeout: float = 5.0) -> bool:
 
 class DockerBackend(Backend):
     name = "docker"
+    shares_host_cgroup = False
 
     def __init__(
         self, base_url: str = DEFAULT_URL, image: str = IMAGE, cpus: int | None = None

@@ -413,7 +413,10 @@ class Supervisor:
         self, roles: list[str], cpus: list[int] | None, concurrent: bool = False
     ) -> dict:
         """The timing stage's data (a candidate that failed while timed gets its outcome);
-        raises :class:`Cancelled` when ``cancel_timing`` is set meanwhile."""
+        raises :class:`Cancelled` when ``cancel_timing`` is set meanwhile. Emits ``timing``
+        events (``phase`` start / end) at once, never held like the stages: the host reads its
+        cgroup's throttling between them where the sandbox shares it (engine.py)."""
+        self.emit({"event": "timing", "phase": "start"})
         try:
             data = measure(self, ["baseline", *roles], self.job["timing"], cpus)
         except Stop as stop:
@@ -427,6 +430,8 @@ class Supervisor:
                     "timing",
                 ) from None
             raise
+        finally:
+            self.emit({"event": "timing", "phase": "end"})
         for role, info in data.get("candidates", {}).items():
             if "failure" in info:
                 failure = info["failure"]

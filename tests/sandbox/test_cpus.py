@@ -210,7 +210,8 @@ def test_a_bwrap_sandbox_under_a_host_quota_of_one_cpu_starts_on_one_cpu(tmp_pat
             "v = evaluate_task(task, get_backend('bwrap'), Limits(), None)\n"
             "print(json.dumps({k: v[k] for k in ('status', 'message', 'verdict', 'speedup')}"
             " | {'cpus': v['timing']['cpus'], 'pipelined': v['timing']['pipelined'],"
-            " 'throttled_s': throttled_s() - before}))\n"
+            " 'throttled_s': throttled_s() - before,"
+            " 'reported_s': v['timing']['throttled_s']}))\n"
         )
         task = {
             "baseline": FULL_WORK,
@@ -233,4 +234,7 @@ def test_a_bwrap_sandbox_under_a_host_quota_of_one_cpu_starts_on_one_cpu(tmp_pat
     assert verdict["cpus"] == 1 and verdict["pipelined"] is False
     throttled = verdict["throttled_s"]  # the group's cpu.stat, read by harness/cpus.py
     assert throttled < 0.2, f"the quota throttled the sandbox for {throttled:.2f} s"
+    # The verdict says so too: the host read its cgroup around the timing (bwrap shares it).
+    reported = verdict["reported_s"]
+    assert reported is not None and 0.0 <= reported <= throttled + 0.01, reported
     assert verdict["verdict"] == "faster" and 1.6 < verdict["speedup"] < 2.4
