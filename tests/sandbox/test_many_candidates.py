@@ -216,17 +216,6 @@ def test_only_a_candidate_that_looks_like_the_baseline_is_dominated():
     assert dominated(sides, 2, None) == []
 
 
-@pytest.mark.slow
-def test_the_leader_and_the_candidate_it_dominates_stop_together():
-    three_halves, same = LOOP.format(k=4), LOOP.format(k=6)
-    verdict = run([three_halves, same], baseline=same, tests=TESTS, timing=DOMINANCE_TIMING)
-    lead, other = verdict["candidates"]
-    assert lead["verdict"] == "faster" and lead["stopped"] == "settled", lead["ci95"]
-    assert other["stopped"] == "dominated", (other["stopped"], other["ci95"], lead["ci95"])
-    assert lead["rounds"] == other["rounds"]  # timed on (held) until the other stopped
-    assert other["ci95"][1] < lead["ci95"][0]
-
-
 def test_a_settled_leader_is_timed_on_while_another_is_undecided():
     from sandbox.harness.timing import hold
 
