@@ -17,12 +17,15 @@ from sandbox_common import LOOP, QUICK, load, median, ratio_task
 
 import sandbox
 
-# baseline 10 reps; candidates 5 (2x), 8 (1.25x, "1.3x" nominal), 10 (1.0x), 14 (0.71x)
+# The baseline repeats the loop 30 times, the candidates 15 (2x), 23 (1.304x), 30 (1.0x) and 43
+# (0.698x): the four ratios within 0.5%. (Until 2026-12-03 the baseline had 10 and the
+# "1.3x" 8 reps, a 1.25x, which takes ~1.3x the rounds of a 1.3x to settle.)
+BASELINE_REPS = 30
 CANDIDATES = {
-    "2x": (5, "faster"),
-    "1.3x": (8, "faster"),
-    "1.0x": (10, None),
-    "0.7x": (14, "slower"),
+    "2x": (15, "faster"),
+    "1.3x": (23, "faster"),
+    "1.0x": (30, None),
+    "0.7x": (43, "slower"),
 }
 TESTS = "from target import f\n\ndef test_small():\n    assert f(10) >= 0\n"
 
@@ -33,7 +36,7 @@ def main() -> None:
     print(f"four candidates on {backend}, one task vs four, {runs} run(s); {load()}")
     together, apart = [], []
     for _ in range(runs):
-        task = ratio_task(10, None, tests=TESTS)
+        task = ratio_task(BASELINE_REPS, None, tests=TESTS)
         task["candidates"] = [LOOP.format(reps=r) for r, _ in CANDIDATES.values()]
         start = time.monotonic()
         v = sandbox.evaluate(task, backend=backend)
@@ -42,13 +45,14 @@ def main() -> None:
         for (name, (reps, want)), each in zip(CANDIDATES.items(), v["candidates"], strict=True):
             right = each["verdict"] == (want or "not significant")
             print(
-                f"  {name:>5} ({10 / reps:.2f}x) {each['verdict'] or each['status']:>16} "
+                f"  {name:>5} ({BASELINE_REPS / reps:.3f}x) "
+                f"{each['verdict'] or each['status']:>16} "
                 f"×{each['speedup'] or 0:.3f} ci95 {each['ci95']} rounds {each['rounds']} "
                 f"{each['stopped']} right={right}"
             )
         start = time.monotonic()
         for name, (reps, _) in CANDIDATES.items():
-            single = sandbox.evaluate(ratio_task(10, reps, tests=TESTS), backend=backend)
+            single = sandbox.evaluate(ratio_task(BASELINE_REPS, reps, tests=TESTS), backend=backend)
             print(
                 f"  separately {name:>5}: {single['duration_s']:.2f} s "
                 f"{single['verdict'] or single['status']} ×{single['speedup'] or 0:.3f}"

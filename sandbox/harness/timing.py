@@ -3,8 +3,9 @@
 - Each *round* starts a fresh worker per side (baseline, candidate), pins both to the same
   randomly chosen CPU (so that the two sides of a pair share one CPU's caches and neighbours
   rather than the scheduler parking them on different ones), imports the code, and
-  takes one warm-up sample per side (the first round calibrates instead: the loop count is
-  doubled until one sample lasts at least ``min_sample_s``).
+  takes one short warm-up sample per side (:func:`warmup_loops`; the first round calibrates
+  instead: the loop count grows, scaled by what the last sample took, until one sample lasts
+  at least ``min_sample_s``).
 - Pipelined (sequential timing with a CPU to spare): the timing CPU is chosen once, and each
   round's processes are started, imported and warmed up on the *other* CPUs while the round
   before is timed (:class:`_Pipeline`), then moved to the timing CPU. The timing CPU runs
@@ -145,8 +146,20 @@ def _calibrate(
             if per_call is not None:
                 per_call[worker.role] = wall
             return loops
-        factor = min(10.0, max(2.0, 1.2 * min_s / max(took, 1e-9)))
-        loops = max(loops + 1, min(int(loops * factor), MAX_CALLS_PER_SAMPLE // n_cases))
+        # Scaled to the target (plus a margin) rather than doubled: a floor of 2x made samples
+        # up to twice ``min_s`` (a 2x candidate: 10 loops took 15 ms of 20, then 20 loops),
+        # and loop counts are shared upwards (_equalize), so every side paid for it.
+        factor = min(10.0, 1.05 * min_s / max(took, 1e-9))
+        loops = max(loops + 1, min(math.ceil(loops * factor), MAX_CALLS_PER_SAMPLE // n_cases))
+
+
+def warmup_loops(loops: int, n_cases: int) -> int:
+    """The loops of a fresh process's untimed warm-up sample: a quarter of a timed sample's,
+    and at least 8 calls (CPython 3.11 specializes a function's bytecode after 8 calls). The
+    warm-up pays the process's one-time costs (first calls, caches, the allocator's arenas);
+    the rest of a full sample's length bought nothing, and with several candidates it was
+    ~40% of the work of starting a round (five processes: ~45 ms of ~105 ms each)."""
+    return min(loops, max(math.ceil(8 / max(n_cases, 1)), math.ceil(loops / 4)))
 
 
 def _equalize(loops: dict[str, int]) -> None:
@@ -402,7 +415,8 @@ class _Pipeline:
         worker, _ = self.sup.load(role, quiet=True)
         try:
             limit = time.monotonic() + limit_s if limit_s else None
-            _sample(self.sup, worker, loops[role], n_cases, f"timing the {role}", limit)
+            warm = warmup_loops(loops[role], n_cases)
+            _sample(self.sup, worker, warm, n_cases, f"timing the {role}", limit)
         except BaseException:
             worker.kill()
             self.sup.retire(worker)
@@ -562,7 +576,9 @@ def _measure(sup, roles: list[str], opts: dict, cpus: list | None) -> dict:  # n
                         _pin(workers[role].pid, cpu)
                 failed = None
 
-                def sample(role: str, workers: dict = workers, n: int = n_cases) -> tuple:
+                def sample(
+                    role: str, warmup: bool = False, workers: dict = workers, n: int = n_cases
+                ) -> tuple:
                     nonlocal failed, longest
                     if cancel is not None and cancel.is_set():
                         raise Cancelled
@@ -573,7 +589,7 @@ def _measure(sup, roles: list[str], opts: dict, cpus: list | None) -> dict:  # n
                     out = _sample(
                         sup,
                         workers[role],
-                        loops[role],
+                        warmup_loops(loops[role], n) if warmup else loops[role],
                         n,
                         f"timing the {role}",
                         limit,
@@ -617,7 +633,7 @@ def _measure(sup, roles: list[str], opts: dict, cpus: list | None) -> dict:  # n
                 if ready is None:
                     for role in timed:
                         if role not in new:
-                            sample(role)  # the warm-up sample
+                            sample(role, warmup=True)
                 for _ in range(pairs_per_round):
                     order = list(timed)
                     rng.shuffle(order)

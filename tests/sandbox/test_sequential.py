@@ -147,3 +147,60 @@ def test_slow_samples_get_fewer_pairs_per_round_and_more_rounds():
     assert {len(r) for r in fast["timing"]["samples"]} == {5}
     told = judge(8, 1, pairs_per_round=4)  # the task's own choice stands
     assert {len(r) for r in told["timing"]["samples"]} == {4}
+
+
+class _FakeWorker:
+    """A worker whose calls cost ``per_call_s`` of CPU time each (for the calibration)."""
+
+    role = "baseline"
+    pid = 0
+
+    def __init__(self, per_call_s: float) -> None:
+        self.per_call_s = per_call_s
+        self.spent = 0.0
+        self.loops = 0
+        self.samples: list[int] = []
+
+    def cpu(self) -> float:
+        return self.spent
+
+
+class _FakeSupervisor:
+    def __init__(self, n_cases: int) -> None:
+        self.n_cases = n_cases
+
+    def ask(self, worker: _FakeWorker, message: dict, what: str, deadline=None) -> dict:  # noqa: ANN001
+        if message["cmd"] == "prepare":
+            worker.loops = message["loops"]
+        elif message["cmd"] == "go":
+            worker.samples.append(worker.loops)
+            worker.spent += worker.loops * self.n_cases * worker.per_call_s
+        return {}
+
+
+@pytest.mark.parametrize("per_call_ms", [0.5, 1.0, 1.4, 0.013])
+def test_calibration_aims_at_the_minimum_sample_length_without_overshooting_it(per_call_ms):
+    # Loop counts are shared upwards between the sides, so a sample twice as long as needed
+    # makes every side's samples (and every round) longer. The old rule (at least doubling the
+    # count) took a 0.5 ms call from 10 loops (15 ms of 20) to 20 (30 ms).
+    from sandbox.harness.timing import _calibrate
+
+    sup, worker = _FakeSupervisor(n_cases=3), _FakeWorker(per_call_ms / 1000)
+    per_call: dict = {}
+    loops = _calibrate(sup, worker, 3, 0.02, "timing the baseline", per_call)
+    loop_s = 3 * per_call_ms / 1000
+    assert loops * loop_s >= 0.02, (loops, worker.samples)
+    assert (loops - 1) * loop_s < 0.02 * 1.1, (loops, worker.samples)  # one fewer: too few
+    assert worker.samples[-1] == loops and len(worker.samples) <= 5
+    assert per_call["baseline"] >= 0
+
+
+def test_a_warm_up_sample_is_a_quarter_of_a_timed_one_and_eight_calls_at_least():
+    from sandbox.harness.timing import warmup_loops
+
+    assert warmup_loops(17, 3) == 5  # ceil(17 / 4)
+    assert warmup_loops(100, 1) == 25
+    assert warmup_loops(8, 1) == 8  # 8 calls: bytecode specialization has kicked in
+    assert warmup_loops(20, 1) == 8
+    assert warmup_loops(2, 3) == 2  # never more than a timed sample
+    assert warmup_loops(1, 40) == 1
