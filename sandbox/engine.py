@@ -71,7 +71,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .backends.base import Backend, Mounts, SandboxRun, sandbox_env
+from .backends.base import Backend, Mounts, SandboxRun, compile_harness, sandbox_env
 from .harness.cpus import throttled_s
 from .harness.stats import summarize
 from .harness.timing import decide, ratios_by_round
@@ -170,6 +170,7 @@ def evaluate_task(
                 info = {**info, "candidate": event["candidate"]}
             notify(event["stage"], info)
 
+    compile_harness()
     with tempfile.TemporaryDirectory(prefix="perfloop-") as tmp:
         task_dir = stage_task(task, Path(tmp))
         (task_dir / "job.json").write_text(json.dumps(build_job(task, limits, backend, task_dir)))

@@ -10,15 +10,16 @@ and sibling modules resolve as in the project.
 
 from __future__ import annotations
 
-import ast
 import importlib
-import importlib.abc
 import importlib.util
-import inspect
 import os
-import site
 import sys
-import traceback
+import types
+
+# Every round of timing starts fresh workers, so what a worker imports at start is paid per
+# process: ``inspect`` (with the ``importlib.abc`` it pulls in: ``importlib.resources``,
+# ``pathlib``), ``ast``, ``site`` and ``traceback`` were ~20 ms of a ~60 ms start here. They
+# are imported where they are needed (an import error, a project's environment, coverage).
 
 
 class TargetError(Exception):
@@ -29,7 +30,7 @@ class TargetError(Exception):
         self.stage = stage
 
 
-class _OverlayLoader(importlib.abc.Loader):
+class _OverlayLoader:  # an importlib.abc.Loader (duck-typed: see the imports above)
     def __init__(self, source_path: str, source: str, is_package: bool) -> None:
         self.source_path = source_path
         self.source = source
@@ -49,7 +50,7 @@ class _OverlayLoader(importlib.abc.Loader):
         return self._is_package
 
 
-class SourceOverlay(importlib.abc.MetaPathFinder):
+class SourceOverlay:  # an importlib.abc.MetaPathFinder (duck-typed)
     """``import NAME`` yields ``source`` (staged at ``source_path``) instead of the module's
     file, unless they are the same text: then the original file is imported as it is."""
 
@@ -105,6 +106,8 @@ def _require_source(name: str, origin: str | None) -> None:
 def prepare_path(project_dir: str | None, environment_dir: str | None) -> None:
     """Project root first on ``sys.path``, then the environment (with its ``.pth`` files)."""
     if environment_dir:
+        import site
+
         before = list(sys.path)
         site.addsitedir(environment_dir)
         added = [p for p in sys.path if p not in before]
@@ -132,6 +135,8 @@ def describe_import_error(exc: BaseException, module: str) -> str:
     if isinstance(exc, SyntaxError) and exc.filename:
         where = f" (at {exc.filename}, line {exc.lineno})"
     else:
+        import traceback
+
         harness = os.path.dirname(os.path.abspath(__file__))
         for frame in reversed(traceback.extract_tb(exc.__traceback__)):
             if not frame.filename.startswith(("<frozen", harness)):
@@ -140,20 +145,48 @@ def describe_import_error(exc: BaseException, module: str) -> str:
     return f"importing {module} raised {type(exc).__name__}: {str(exc)[:800]}{where}"
 
 
+def _is_function(obj: object) -> bool:
+    """``inspect.isfunction``."""
+    return isinstance(obj, types.FunctionType)
+
+
+def _getattr_static(owner: object, name: str) -> object:
+    """``inspect.getattr_static`` for what an entry point names: a module's attribute, or a
+    class's (its MRO's ``__dict__``s, no descriptor or ``__getattr__`` run)."""
+    if isinstance(owner, type):
+        for klass in owner.__mro__:
+            if name in vars(klass):
+                return vars(klass)[name]
+    elif name in vars(owner):
+        return vars(owner)[name]
+    raise AttributeError(name)
+
+
+def _unwrap(function: object) -> object:
+    """``inspect.unwrap``: follow ``__wrapped__`` (functools.wraps) to the function inside."""
+    seen = {id(function)}
+    while hasattr(function, "__wrapped__"):
+        function = function.__wrapped__
+        if id(function) in seen:
+            raise ValueError(f"wrapper loop when unwrapping {function!r}")
+        seen.add(id(function))
+    return function
+
+
 def resolve_entry(module, qualname: str):  # noqa: ANN001, ANN201
     """(what to call, the Python function behind it) for ``Class.method`` or ``function``."""
     owner, parts = module, qualname.split(".")
     for i, part in enumerate(parts):
         where = ".".join(parts[:i]) or module.__name__
         try:
-            raw = inspect.getattr_static(owner, part)
+            raw = _getattr_static(owner, part)
         except AttributeError:
             raise TargetError(
                 "entry", f"{module.__name__} has no {qualname!r} ({where} has no {part!r})"
             ) from None
         if i < len(parts) - 1:
             if not isinstance(raw, type):
-                kind = "a function: nested functions" if inspect.isfunction(raw) else "not a class"
+                kind = "a function: nested functions" if _is_function(raw) else "not a class"
                 raise TargetError(
                     "entry", f"{where}.{part} is {kind} cannot hold the target {qualname!r}"
                 )
@@ -161,8 +194,8 @@ def resolve_entry(module, qualname: str):  # noqa: ANN001, ANN201
     if isinstance(raw, property):
         raise TargetError("entry", f"{qualname} is a property, not a function or method")
     function = raw.__func__ if isinstance(raw, staticmethod | classmethod) else raw
-    function = inspect.unwrap(function) if callable(function) else function
-    if not inspect.isfunction(function):
+    function = _unwrap(function) if callable(function) else function
+    if not _is_function(function):
         raise TargetError(
             "entry",
             f"{qualname} is not a Python function ({type(raw).__name__}: "
@@ -176,6 +209,8 @@ def resolve_entry(module, qualname: str):  # noqa: ANN001, ANN201
 def function_lines(filename: str, qualname: str) -> tuple[int, int] | None:
     """First and last line of the body of ``qualname`` in ``filename`` (the def line and the
     decorators, executed at import, are not the function's lines)."""
+    import ast
+
     try:
         with open(filename, encoding="utf-8") as f:
             tree = ast.parse(f.read())

@@ -21,7 +21,6 @@ Equality rules (documented contract):
 from __future__ import annotations
 
 import base64
-import dataclasses
 import math
 import sys
 
@@ -125,7 +124,10 @@ def _encode_container(v: object, b: _Budget, path: set, depth: int) -> list:
     if isinstance(v, set | frozenset):
         items = sorted((enc(x, b, path, depth + 1) for x in v), key=repr)
         return ["set", items]
-    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+    # A dataclass exists only once its module is imported; the harness does not import it
+    # itself (with the ``inspect`` it pulls in, it cost each worker's start ~15 ms).
+    dataclasses = sys.modules.get("dataclasses")
+    if dataclasses is not None and dataclasses.is_dataclass(v) and not isinstance(v, type):
         fields = [
             [f.name, enc(getattr(v, f.name, None), b, path, depth + 1)]
             for f in dataclasses.fields(v)

@@ -14,15 +14,13 @@ import builtins
 import copy
 import importlib
 import importlib.util
-import inspect
 import json
-import linecache
 import os
 import random
 import sys
 import threading
 import time
-import traceback
+import types
 
 from . import fresh, imports, protocol, values
 
@@ -332,7 +330,7 @@ class Worker:
         from .testrun import run_tests
 
         cover = None
-        if message.get("coverage") and inspect.isfunction(self.function):
+        if message.get("coverage") and isinstance(self.function, types.FunctionType):
             cover = (self.function.__code__.co_filename, self.config["entry"])
         result = run_tests(
             message["paths"], message["rootdir"], cover, self.config.get("environment_dir")
@@ -437,6 +435,8 @@ def _normalise(case: object, index: int) -> tuple[tuple, dict]:
 
 
 def _failure(stage: str, exc: BaseException) -> dict:
+    import traceback  # on failure only (see imports.py: a worker's start is paid per round)
+
     tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
     return {
         "error": {
@@ -449,6 +449,8 @@ def _failure(stage: str, exc: BaseException) -> dict:
 
 
 def source_line(filename: str, lineno: int) -> str:
+    import linecache
+
     return linecache.getline(filename, lineno).rstrip()
 
 
