@@ -41,7 +41,7 @@ def compile_harness() -> None:
     """Write the harness's bytecode (``__pycache__``) from the host, where it is stale or
     missing. Inside the sandbox the harness is mounted read-only and runs with ``-B``, so
     nothing in there can write (or poison) it; without these files every process the
-    harness starts compiled its modules again (the worker's: ~20 ms of each start, and timing
+    harness starts compiled its modules again (the worker's: ~25 ms of each start, and timing
     starts one per side every round). Only stale files are rewritten (a stat per module);
     where the harness's directory cannot be written (an installed read-only package), the
     processes compile in memory as before."""

@@ -18,8 +18,9 @@ import types
 
 # Every round of timing starts fresh workers, so what a worker imports at start is paid per
 # process: ``inspect`` (with the ``importlib.abc`` it pulls in: ``importlib.resources``,
-# ``pathlib``), ``ast``, ``site`` and ``traceback`` were ~20 ms of a ~60 ms start here. They
-# are imported where they are needed (an import error, a project's environment, coverage).
+# ``pathlib``), ``ast``, ``site``, ``traceback`` and ``dataclasses`` were over a third of a
+# worker's ~105 ms start here. They are imported where they are needed (an import error, a
+# project's environment, a function's lines).
 
 
 class TargetError(Exception):
@@ -145,11 +146,6 @@ def describe_import_error(exc: BaseException, module: str) -> str:
     return f"importing {module} raised {type(exc).__name__}: {str(exc)[:800]}{where}"
 
 
-def _is_function(obj: object) -> bool:
-    """``inspect.isfunction``."""
-    return isinstance(obj, types.FunctionType)
-
-
 def _getattr_static(owner: object, name: str) -> object:
     """``inspect.getattr_static`` for what an entry point names: a module's attribute, or a
     class's (its MRO's ``__dict__``s, no descriptor or ``__getattr__`` run)."""
@@ -186,7 +182,11 @@ def resolve_entry(module, qualname: str):  # noqa: ANN001, ANN201
             ) from None
         if i < len(parts) - 1:
             if not isinstance(raw, type):
-                kind = "a function: nested functions" if _is_function(raw) else "not a class"
+                kind = (
+                    "a function: nested functions"
+                    if isinstance(raw, types.FunctionType)
+                    else "not a class"
+                )
                 raise TargetError(
                     "entry", f"{where}.{part} is {kind} cannot hold the target {qualname!r}"
                 )
@@ -195,7 +195,7 @@ def resolve_entry(module, qualname: str):  # noqa: ANN001, ANN201
         raise TargetError("entry", f"{qualname} is a property, not a function or method")
     function = raw.__func__ if isinstance(raw, staticmethod | classmethod) else raw
     function = _unwrap(function) if callable(function) else function
-    if not _is_function(function):
+    if not isinstance(function, types.FunctionType):
         raise TargetError(
             "entry",
             f"{qualname} is not a Python function ({type(raw).__name__}: "

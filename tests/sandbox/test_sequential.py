@@ -192,7 +192,7 @@ def test_calibration_aims_at_the_minimum_sample_length_without_overshooting_it(p
     assert loops * loop_s >= 0.02, (loops, worker.samples)
     assert (loops - 1) * loop_s < 0.02 * 1.1, (loops, worker.samples)  # one fewer: too few
     assert worker.samples[-1] == loops and len(worker.samples) <= 5
-    assert per_call["baseline"] >= 0
+    assert "baseline" in per_call  # what the pairs-per-round rule reads
 
 
 def test_a_warm_up_sample_is_a_quarter_of_a_timed_one_and_eight_calls_at_least():
