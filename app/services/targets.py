@@ -97,7 +97,8 @@ def search_path(project: Path | None, environment: Path | None) -> list[str]:
         paths.append(str(project))
     if environment is not None:
         paths.append(str(site_packages(environment)))
-    paths += [p for p in sys.path if p and Path(p).is_dir()]
+    # A copy: Streamlit's runs add and drop sys.path[0] while a job thread may be here.
+    paths += [p for p in list(sys.path) if p and Path(p).is_dir()]
     return paths
 
 

