@@ -4,6 +4,7 @@ typed verdict's ``error_stage``, on the real bwrap backend."""
 from __future__ import annotations
 
 import json
+import math
 import typing
 
 import pytest
@@ -12,6 +13,7 @@ import sandbox
 from sandbox import ErrorStage, InvalidTask, ManyVerdict, Verdict
 
 from .conftest import QUICK_LIMITS
+from .fakes import FakeSupervisor
 from .test_evaluate import FULL_WORK, HALF_WORK, LOOP
 
 TESTS = "from target import f\n\ndef test_small():\n    assert f(10) == 24\n"
@@ -229,60 +231,23 @@ def test_a_settled_leader_is_timed_on_while_another_is_undecided():
     assert hold(sides, ["1.3x", "2x"], 2, None) is None  # the leader is the 2x, undecided
 
 
-class _TimedWorker:
-    """A worker process of the fake supervisor below: each call costs ``per_call_s`` of CPU
-    time (slept too, so that wall and CPU clocks agree and the budget is spent)."""
-
-    def __init__(self, role: str, per_call_s: float) -> None:
-        self.role, self.pid, self.per_call_s = role, 0, per_call_s
-        self.spent, self.loops = 0.0, 0
-
-    def cpu(self) -> float:
-        return self.spent
-
-
-class _RoundsSupervisor:
-    """What ``timing._measure`` asks of the supervisor, with workers of known speeds: the
-    baseline 4 ms a call, ``2x`` 2 ms (±0.3% from round to round), ``1.5x`` 2.67 ms times
-    exp(±0.35) in alternate rounds (a candidate whose rounds disagree: it cannot settle in a
-    few rounds, nor be dominated, 1 lying near the low end of its interval)."""
-
-    def __init__(self) -> None:
-        import time
-
-        self.deadline = time.monotonic() + 60
-        self.started: dict[str, int] = {}
-
-    def load(self, role: str, quiet: bool = False) -> tuple:
-        import math
-
-        k = self.started[role] = self.started.get(role, 0) + 1
-        per_call = {
-            "baseline": 0.004,
-            "2x": 0.002 * (1.003 if k % 2 else 0.997),
-            "1.5x": 0.004 / 1.5 * math.exp(0.35 if k % 2 else -0.35),
-        }[role]
-        return _TimedWorker(role, per_call), {"n_cases": 1}
-
-    def ask(self, worker, message: dict, what: str, deadline=None) -> dict:  # noqa: ANN001
-        import time
-
-        if message["cmd"] == "prepare":
-            worker.loops = message["loops"]
-        elif message["cmd"] == "go":
-            worker.spent += worker.loops * worker.per_call_s
-            time.sleep(worker.loops * worker.per_call_s)
-        return {}
-
-    def retire(self, worker) -> None:  # noqa: ANN001
-        pass
+def _rounds_speeds(role: str, k: int) -> float:
+    """Seconds a call in the ``k``-th process of ``role``: the baseline 4 ms, ``2x`` 2 ms
+    (±0.3% from round to round), ``1.5x`` 2.67 ms times exp(±0.35) in alternate rounds (a
+    candidate whose rounds disagree: it cannot settle in a few rounds, nor be dominated, 1
+    lying near the low end of its interval)."""
+    return {
+        "baseline": 0.004,
+        "2x": 0.002 * (1.003 if k % 2 else 0.997),
+        "1.5x": 0.004 / 1.5 * math.exp(0.35 if k % 2 else -0.35),
+    }[role]
 
 
 def test_a_held_leader_is_timed_to_the_budget_and_still_reports_settled():
     from sandbox.harness.timing import _measure
 
     opts = {"max_rounds": 60, "min_sample_s": 0.001, "budget_s": 0.5, "seed": 7}
-    sup = _RoundsSupervisor()
+    sup = FakeSupervisor(speeds=_rounds_speeds, sleep=True)
     out = _measure(sup, ["baseline", "2x", "1.5x"], opts, [None])
     lead, other = out["candidates"]["2x"], out["candidates"]["1.5x"]
     # ~40 ms a round (the workers sleep): ~12 rounds at most, where the 1.5x settles at ~17.

@@ -11,6 +11,7 @@ import sandbox
 from sandbox import InvalidTask, TimingOptions
 
 from .conftest import QUICK_LIMITS
+from .fakes import FakeSupervisor, FakeWorker
 from .test_evaluate import LOOP
 
 WORKLOAD = "def cases():\n    return [(3000,), (5000,)]\n"
@@ -149,35 +150,6 @@ def test_slow_samples_get_fewer_pairs_per_round_and_more_rounds():
     assert {len(r) for r in told["timing"]["samples"]} == {4}
 
 
-class _FakeWorker:
-    """A worker whose calls cost ``per_call_s`` of CPU time each (for the calibration)."""
-
-    role = "baseline"
-    pid = 0
-
-    def __init__(self, per_call_s: float) -> None:
-        self.per_call_s = per_call_s
-        self.spent = 0.0
-        self.loops = 0
-        self.samples: list[int] = []
-
-    def cpu(self) -> float:
-        return self.spent
-
-
-class _FakeSupervisor:
-    def __init__(self, n_cases: int) -> None:
-        self.n_cases = n_cases
-
-    def ask(self, worker: _FakeWorker, message: dict, what: str, deadline=None) -> dict:  # noqa: ANN001
-        if message["cmd"] == "prepare":
-            worker.loops = message["loops"]
-        elif message["cmd"] == "go":
-            worker.samples.append(worker.loops)
-            worker.spent += worker.loops * self.n_cases * worker.per_call_s
-        return {}
-
-
 @pytest.mark.parametrize("per_call_ms", [0.5, 1.0, 1.4, 0.013])
 def test_calibration_aims_at_the_minimum_sample_length_without_overshooting_it(per_call_ms):
     # Loop counts are shared upwards between the sides, so a sample twice as long as needed
@@ -185,7 +157,7 @@ def test_calibration_aims_at_the_minimum_sample_length_without_overshooting_it(p
     # count) took a 0.5 ms call from 10 loops (15 ms of 20) to 20 (30 ms).
     from sandbox.harness.timing import _calibrate
 
-    sup, worker = _FakeSupervisor(n_cases=3), _FakeWorker(per_call_ms / 1000)
+    sup, worker = FakeSupervisor(n_cases=3), FakeWorker(per_call_ms / 1000)
     per_call: dict = {}
     loops = _calibrate(sup, worker, 3, 0.02, "timing the baseline", per_call)
     loop_s = 3 * per_call_ms / 1000
