@@ -75,7 +75,7 @@ class Settings(BaseSettings):
         default=None,
         gt=0,
         description="Timing budget of one evaluation (seconds); unset: the sandbox's default "
-        "(4.5 s with a spare core, 9 s on one). Longer: narrower intervals when nothing settles.",
+        "(5.3 s with a spare core, 9 s on one). Longer: narrower intervals when nothing settles.",
     )
     eval_workers: int = Field(default=2, description="Concurrent sandbox evaluations.")
     jobs: JobsMode = Field(

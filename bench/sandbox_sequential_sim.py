@@ -14,6 +14,7 @@ import sys
 
 from sandbox_common import QUICK
 
+from sandbox.harness.stats import ALPHA, ALPHA_FINAL, ALPHA_SEQUENTIAL, NOISE_BAND
 from tests.sandbox.noise_model import LOADED, QUIET, simulate_sequence
 
 
@@ -21,8 +22,9 @@ def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else (2000 if QUICK else 10000)
     rng = random.Random(1)
     print(
-        f"{n} simulated sequences per row, rounds of 5 pairs, alpha 0.05 (0.04 sequential looks"
-        " + 0.01 final look), band ±2%; max 20 rounds, or 3 (a slow workload's budget)"
+        f"{n} simulated sequences per row, rounds of 5 pairs, alpha {ALPHA} ({ALPHA_SEQUENTIAL:g}"
+        f" sequential looks + {ALPHA_FINAL} final look), band ±{NOISE_BAND:.0%}; max 20 rounds,"
+        " or 3 (a slow workload's budget)"
     )
     print(
         f"{'noise':>7} {'max':>3} {'ratio':>6} {'false %':>8} {'covered %':>9} {'rounds med':>10} "

@@ -68,7 +68,7 @@ class Limits:
 class TimingOptions:
     """How long and how precisely to time (see ``sandbox/harness/timing.py`` for the method)."""
 
-    # Wall-clock budget of the timing stage; None: 4.5 s with pipelined rounds (sequential
+    # Wall-clock budget of the timing stage; None: 5.3 s with pipelined rounds (sequential
     # timing on two CPUs or more: ~15 rounds of a 1 ms workload, more than 9 s gave before),
     # else 9 s as before (sandbox/harness/timing.py PIPELINED_BUDGET_S, BUDGET_S).
     budget_s: float | None = None

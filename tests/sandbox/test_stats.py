@@ -9,6 +9,8 @@ import statistics
 import pytest
 
 from sandbox.harness.stats import (
+    ALPHA_FINAL,
+    ALPHA_SEQUENTIAL,
     confidence_sequence,
     cs_multiplier,
     estimate_speedup,
@@ -182,7 +184,7 @@ def test_the_final_look_decides_a_clear_speedup_the_budget_cut_short() -> None:
     assert not final and sequential.verdict == "not significant"  # the CS is still wide
     assert sequential.ci95[0] < 1.0 < 1.5 < sequential.ci95[1]
     decided, final = decide(rounds, opts, "budget")
-    assert final and decided.verdict == "faster"  # the 99% t interval on three rounds
+    assert final and decided.verdict == "faster"  # the 98.5% t interval on three rounds
     assert 1.0 < decided.ci95[0] < 1.45 < decided.speedup < 1.6 < decided.ci95[1]
     # two rounds: t with one degree of freedom decides nothing of the kind
     assert decide(rounds[:2], opts, "budget")[0].verdict == "not significant"
@@ -194,7 +196,8 @@ def test_the_final_look_decides_a_clear_speedup_the_budget_cut_short() -> None:
     assert at_budget[0].speedup == pytest.approx(cs.speedup)
     assert cs.ci95[0] < at_budget[0].ci95[0] < 1.0 < at_budget[0].ci95[1] < cs.ci95[1]
     assert at_budget[0].rel_halfwidth == pytest.approx(
-        cs.rel_halfwidth * t_quantile(0.01, 3) / 2 / cs_multiplier(4, 0.04), rel=0.02
+        cs.rel_halfwidth * t_quantile(ALPHA_FINAL, 3) / 2 / cs_multiplier(4, ALPHA_SEQUENTIAL),
+        rel=0.02,
     )
     # the fixed protocol has no final look
     assert decide(rounds, {"sequential": False}, "budget")[1] is False
