@@ -20,7 +20,7 @@ round and stops as soon as the answer is settled, so it needs an interval that s
 every look: :func:`confidence_sequence` below.
 
 Timing may use up its budget before the confidence sequence settles (a slow workload gets a
-few rounds of seconds each, and the sequence's width after 3 rounds is ~20 round-to-round sds;
+few rounds of seconds each, and the sequence's width after 3 rounds is ~17 round-to-round sds;
 identical code never settles unless the rounds agree within ~1.5%). Then one *final look*: a
 Student-t interval at level 1 - ``ALPHA_FINAL`` on the per-round statistics of every round
 taken, and the reported interval is the narrower of it and the sequence's (:func:`final_look`).
@@ -40,26 +40,20 @@ N_BOOTSTRAP = 4000
 
 #: Error rate of the whole sequential procedure, split between the confidence sequence
 #: (P(the true speedup ever leaves the interval) <= ALPHA_SEQUENTIAL) and the final look.
-#: The final look gets the larger share it can have: it decides most evaluations of code about
-#: as fast as the baseline (an A/A never settles unless its rounds agree within ~1.5%), while
-#: the sequence settles clear effects after two to four rounds, where its width grows fast as
-#: its share shrinks. Measured side by side against 4% + 1% (prior 1024), 8 runs each, 1 ms
-#: workload, bwrap: A/A ±1.35% vs ±1.65% (median half-width); 2x 1.56 vs 1.62 s, 0.5x 1.73 vs
-#: 1.72 s, 1.2x 1.63 vs 1.63 s (median evaluation; three, three and four rounds).
+#: Tried and not kept: 3.5% + 1.5% (with a mixture prior of 2048, so that a clear 2x still
+#: settles at two rounds) narrowed A/A intervals ±1.65% -> ±1.35% (8 runs each, side by side)
+#: with clear effects as fast, but 2 of the next 40 real A/A runs ended faster/slower, both at
+#: the final look; 4% + 1% gave 0 in 128 that day. The final look's share is the A/A false rate.
 ALPHA = 0.05
-ALPHA_FINAL = 0.015
+ALPHA_FINAL = 0.01
 ALPHA_SEQUENTIAL = ALPHA - ALPHA_FINAL
 #: Noise band around 1: a sequential CI inside [1/(1+b), 1+b] settles ``not significant``; one
 #: outside it settles ``faster``/``slower``. 2%: the run-to-run spread of a typical machine.
 NOISE_BAND = 0.02
 #: Prior variances of the standardised effect (log speedup / round-to-round sd) mixed in the
-#: confidence sequence: 16 suits small effects, 2048 lets a clear 2x settle after 2 rounds
-#: (where its pairs agree within ~0.7%: see within_round_sd). Any prior keeps the sequence
-#: valid; this one is tuned. With 1024 the sequence is unbounded at two rounds at
-#: ALPHA_SEQUENTIAL = 3.5%; with 2048 it is 91 sds wide there, and 10.2 at three (1024: 9.4),
-#: 4.5 at four (4.4), within 1% from eight. Simulated (bench/sandbox_sequential_sim.py, quiet
-#: noise): a 2x or 0.5x settles at a median of two rounds, as with 1024 at 4%.
-MIXTURE_G = (16.0, 2048.0)
+#: confidence sequence: 16 suits small effects, 1024 lets a clear 2x settle after 2 rounds
+#: (where its pairs agree within ~0.7%: see within_round_sd).
+MIXTURE_G = (16.0, 1024.0)
 
 
 @dataclass(frozen=True)
@@ -211,7 +205,7 @@ def within_round_sd(rounds: list[list[float]]) -> float:
     The round-to-round spread can never be smaller than that (it is that plus the differences
     between processes), but with two or three rounds its estimate often is: on a host whose
     pairs spread by 5%, two rounds whose medians agreed within 0.01% by chance made the
-    sequence (then 212 sds wide at two rounds) settle an A/A ``not significant`` at ±0.9%, an
+    sequence (212 sds wide at two rounds) settle an A/A ``not significant`` at ±0.9%, an
     interval the data did not support. A floor of this size on the spread
     (:func:`confidence_sequence`'s ``floor``, and the final look's) only widens intervals, so
     they stay valid. The median over rounds: a round with a burst of load does not set it."""
@@ -266,8 +260,8 @@ def final_look(rounds: list[list[float]], sequential: SpeedupEstimate) -> Speedu
     the same mean of the round statistics, so the narrower one is their intersection, which
     covers the true speedup with probability >= 1 - ALPHA_SEQUENTIAL - ALPHA_FINAL = 95% by the
     union bound; and it excludes 1 exactly when one of the two does, so the verdicts are those
-    of "either decides". From ~3 rounds on the t interval is the narrower (at 12 rounds 0.83 sd
-    against the sequence's 1.37). None when the sequence has settled or there are fewer than
+    of "either decides". From ~3 rounds on the t interval is the narrower (at 12 rounds 0.90 sd
+    against the sequence's 1.34). None when the sequence has settled or there are fewer than
     two rounds. Not the pairs' bootstrap: with the three rounds a slow workload may get,
     resampling rounds cannot show their spread (measured on A/A: 1 false verdict in 30 at
     three rounds). The spread is floored like the sequence's (:func:`within_round_sd`)."""

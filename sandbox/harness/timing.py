@@ -21,17 +21,17 @@
   itself, at least once per two calls; see :func:`choose_clock`): then wall time is used.
 - Three rounds always run with sequential timing, two with the fixed protocol (within the
   wall-clock limit), whatever the budget says: after two, the confidence sequence's interval is
-  still ~90 standard deviations wide (measured under load: a 3.2 s pair of rounds that ended
+  still ~200 standard deviations wide (measured under load: a 3.2 s pair of rounds that ended
   on the budget reported ±6,000 %).
 - After each round the worker checks its outputs against its first call (and for caching).
 - Sequential protocol (``sequential``, the default): after every round (from ``min_rounds``,
   default 2) each candidate's anytime-valid confidence sequence is computed
   (``stats.sequential_estimate``); a candidate stops (``settled``) once its CI lies outside the
   noise band (``noise_band``, ±2%: faster/slower) or inside it (not significant). Looking after
-  every round is what the confidence sequence allows: its 96.5% holds at any stopping round.
+  every round is what the confidence sequence allows: its 96% holds at any stopping round.
   A candidate still undecided when timing ends (budget, ``max_rounds``) gets one final look: a
-  98.5% Student-t interval on its rounds' statistics, and it reports the narrower of that and
-  the sequence's interval (``stats.final_look``; 3.5% + 1.5% = 5% in all).
+  99% Student-t interval on its rounds' statistics, and it reports the narrower of that and the
+  sequence's interval (``stats.final_look``; 4% + 1% = 5% in all).
 - Fixed protocol (``sequential: false``): after ``min_rounds`` (default 4) rounds the bootstrap
   CI is computed and sampling stops once its half-width is within ``target_rel_ci`` (but not
   before ``early_stop_rounds``).

@@ -184,7 +184,7 @@ def test_the_final_look_decides_a_clear_speedup_the_budget_cut_short() -> None:
     assert not final and sequential.verdict == "not significant"  # the CS is still wide
     assert sequential.ci95[0] < 1.0 < 1.5 < sequential.ci95[1]
     decided, final = decide(rounds, opts, "budget")
-    assert final and decided.verdict == "faster"  # the 98.5% t interval on three rounds
+    assert final and decided.verdict == "faster"  # the 99% t interval on three rounds
     assert 1.0 < decided.ci95[0] < 1.45 < decided.speedup < 1.6 < decided.ci95[1]
     # two rounds: t with one degree of freedom decides nothing of the kind
     assert decide(rounds[:2], opts, "budget")[0].verdict == "not significant"
