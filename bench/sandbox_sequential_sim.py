@@ -23,7 +23,7 @@ def main() -> None:
     rng = random.Random(1)
     print(
         f"{n} simulated sequences per row, rounds of 5 pairs, alpha {ALPHA} ({ALPHA_SEQUENTIAL:g}"
-        f" sequential looks + {ALPHA_FINAL} final look), band ±{NOISE_BAND:.0%}; max 20 rounds,"
+        f" sequential looks + {ALPHA_FINAL} final look), band ±{NOISE_BAND:.1%}; max 20 rounds,"
         " or 3 (a slow workload's budget)"
     )
     print(

@@ -27,7 +27,7 @@
 - Sequential protocol (``sequential``, the default): after every round (from ``min_rounds``,
   default 2) each candidate's anytime-valid confidence sequence is computed
   (``stats.sequential_estimate``); a candidate stops (``settled``) once its CI lies outside the
-  noise band (``noise_band``, ±2%: faster/slower) or inside it (not significant). Looking after
+  noise band (``noise_band``, ±1.5%: faster/slower) or inside it (not significant). Looking after
   every round is what the confidence sequence allows: its 96% holds at any stopping round.
   A candidate still undecided when timing ends (budget, ``max_rounds``) gets one final look: a
   99% Student-t interval on its rounds' statistics, and it reports the narrower of that and the
@@ -345,10 +345,10 @@ def dominated(sides: dict[str, _Side], min_rounds: int, passed: set[str] | None)
     """The candidates still timed that can no longer be the fastest and look like the
     baseline: another candidate is surely faster (its interval's lower bound above this one's
     upper bound), and 1 lies in the middle half of this one's interval (in logs), so its own
-    answer would take the longest to settle (an interval within the ±2% band). They stop with
+    answer would take the longest to settle (an interval within the ±1.5% band). They stop with
     ``stopped: "dominated"`` and the interval they have, which is as valid as any other stop's
     (the confidence sequence holds whatever rule decides when to stop), so a ConAIR round or a
-    reply with several versions does not wait for a 1.0x version to settle ±2% once a 2x one
+    reply with several versions does not wait for a 1.0x version to settle ±1.5% once a 2x one
     is known to be better. One with 1 near an end of its interval (a 0.7x at [0.49, 1.04]) is
     about to settle ``slower``/``faster`` and keeps its rounds: its verdict is worth them.
     Only a candidate whose tests have passed (``passed``; None: all timed ones have) may

@@ -143,10 +143,10 @@ def test_clear_effects_settle_in_few_rounds_with_the_truth_inside_the_ci():
 
 def test_sequential_verdict_and_settling_rules():
     assert sequential_verdict((0.99, 1.01)) == "not significant"
-    assert sequential_verdict((1.003, 1.015)) == "not significant"  # inside the ±2% band
+    assert sequential_verdict((1.003, 1.012)) == "not significant"  # inside the ±1.5% band
     assert sequential_verdict((1.01, 1.5)) == "faster"  # excludes 1 (at the budget's end)
     assert sequential_verdict((0.5, 0.97)) == "slower"
-    assert settled((1.03, 1.5)) and settled((0.5, 0.97)) and settled((0.985, 1.015))
+    assert settled((1.03, 1.5)) and settled((0.5, 0.97)) and settled((0.99, 1.012))
     assert not settled((1.01, 1.5)) and not settled((0.95, 1.01))
     est = sequential_estimate([[2.0, 2.02, 1.98]] * 3)
     assert est.ci95[0] <= est.speedup <= est.ci95[1] and est.rounds == 3 and est.pairs == 9
