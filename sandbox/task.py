@@ -69,7 +69,7 @@ class TimingOptions:
     """How long and how precisely to time (see ``sandbox/harness/timing.py`` for the method)."""
 
     # Wall-clock budget of the timing stage; None: 5.3 s with pipelined rounds (sequential
-    # timing on two CPUs or more: ~15 rounds of a 1 ms workload, more than 9 s gave before),
+    # timing on two CPUs or more: ~19 rounds of a 1 ms workload, more than 9 s gave before),
     # else 9 s as before (sandbox/harness/timing.py PIPELINED_BUDGET_S, BUDGET_S).
     budget_s: float | None = None
     min_sample_s: float = 0.02  # loops are calibrated so one sample lasts at least this long
