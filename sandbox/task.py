@@ -29,6 +29,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .errors import InvalidLimits, InvalidTask
+from .harness.stats import NOISE_BAND
 
 MODES = ("compare", "baseline")
 
@@ -77,7 +78,7 @@ class TimingOptions:
     # outside the noise band (faster/slower) or inside it (not significant); see stats.py.
     # False: the fixed protocol (bootstrap CI, early_stop_rounds/target_rel_ci below).
     sequential: bool = True
-    noise_band: float = 0.015  # ±1.5% around 1: differences smaller than this do not matter
+    noise_band: float = NOISE_BAND  # ±1.5% around 1: differences smaller than this do not matter
     # Several candidates, sequential timing: one that looks like the baseline stops
     # (``dominated``) once another whose tests have passed is surely faster (intervals apart;
     # harness/timing.py dominated); False: each is timed until settled.
